@@ -1,0 +1,6 @@
+/// @file
+/// Core utilities: error policy, portable RNG, fixed-shape heap storage.
+#pragma once
+#include "icl/core/error.hpp"
+#include "icl/core/rng.hpp"
+#include "icl/core/storage.hpp"

@@ -1,0 +1,94 @@
+/// @file
+/// Compile-time shape helpers and heap-backed fixed-shape storage. Eigen refuses fixed-size
+/// objects above EIGEN_STACK_ALLOCATION_LIMIT (128 KiB); icl keeps the shape in the type and the
+/// coefficients on the heap (one 64-byte-aligned allocation), seen through a fixed-size Map.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstddef>
+#include <new>
+#include <type_traits>
+
+namespace icl {
+
+/// True for the scalar types icl is instantiated with (float, double, long double).
+template <class S>
+inline constexpr bool is_scalar_v = std::is_floating_point_v<S>;
+
+/// Column vector / matrix aliases used throughout (columns are tokens).
+template <class S, int R = Eigen::Dynamic>
+using Vec = Eigen::Matrix<S, R, 1>;
+template <class S, int R = Eigen::Dynamic, int C = Eigen::Dynamic>
+using Mat = Eigen::Matrix<S, R, C>;
+/// A sequence: R features (rows) by a run-time number of tokens (columns).
+template <class S, int R>
+using Seq = Eigen::Matrix<S, R, Eigen::Dynamic>;
+
+/// Bytes a fixed R x C matrix of S would take.
+template <class S, int R, int C>
+inline constexpr std::size_t fixed_bytes = sizeof(S) * static_cast<std::size_t>(R) * static_cast<std::size_t>(C);
+
+/// Whether an R x C matrix of S fits Eigen's fixed-size (stack) limit.
+template <class S, int R, int C>
+inline constexpr bool fits_on_stack = fixed_bytes<S, R, C> <= EIGEN_STACK_ALLOCATION_LIMIT;
+
+/// A fixed-shape R x C matrix whose coefficients live on the heap (64-byte aligned), of any size.
+///
+/// Use `map()` (an `Eigen::Map<Eigen::Matrix<S, R, C>, Eigen::Aligned64>`) wherever an Eigen
+/// expression is needed. Construction allocates once; copy allocates once; every other operation
+/// (assignment from an expression of the same shape, map(), products into preallocated outputs)
+/// allocates nothing.
+template <class S, int R, int C>
+class HeapMatrix {
+  static_assert(is_scalar_v<S>, "icl::HeapMatrix: Scalar must be a floating-point type");
+  static_assert(R > 0 && C > 0, "icl::HeapMatrix: both dimensions must be positive compile-time sizes");
+
+ public:
+  using Scalar = S;
+  static constexpr int Rows = R;  ///< rows at compile time
+  static constexpr int Cols = C;  ///< columns at compile time
+  static constexpr std::size_t Size = static_cast<std::size_t>(R) * static_cast<std::size_t>(C);
+  using MapType = Eigen::Map<Eigen::Matrix<S, R, C>, Eigen::Aligned64>;
+  using ConstMapType = Eigen::Map<const Eigen::Matrix<S, R, C>, Eigen::Aligned64>;
+
+  /// Zero-initialised.
+  HeapMatrix() : data_(allocate()) { std::fill_n(data_, Size, S(0)); }
+  HeapMatrix(const HeapMatrix& o) : data_(allocate()) { std::copy_n(o.data_, Size, data_); }
+  HeapMatrix(HeapMatrix&& o) noexcept : data_(o.data_) { o.data_ = nullptr; }
+  HeapMatrix& operator=(const HeapMatrix& o) {
+    if (this != &o) std::copy_n(o.data_, Size, data_);
+    return *this;
+  }
+  HeapMatrix& operator=(HeapMatrix&& o) noexcept {
+    std::swap(data_, o.data_);
+    return *this;
+  }
+  template <class Derived>
+  explicit HeapMatrix(const Eigen::MatrixBase<Derived>& e) : data_(allocate()) {
+    map() = e;
+  }
+  template <class Derived>
+  HeapMatrix& operator=(const Eigen::MatrixBase<Derived>& e) {
+    map() = e;
+    return *this;
+  }
+  ~HeapMatrix() {
+    if (data_) ::operator delete[](data_, std::align_val_t{64});
+  }
+
+  MapType map() noexcept { return MapType(data_); }
+  ConstMapType map() const noexcept { return ConstMapType(data_); }
+  S* data() noexcept { return data_; }
+  const S* data() const noexcept { return data_; }
+  static constexpr int rows() noexcept { return R; }
+  static constexpr int cols() noexcept { return C; }
+
+ private:
+  static S* allocate() {
+    return static_cast<S*>(::operator new[](Size * sizeof(S), std::align_val_t{64}));
+  }
+  S* data_;
+};
+
+}  // namespace icl

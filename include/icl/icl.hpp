@@ -1,0 +1,13 @@
+/// @file
+/// Umbrella header of icl: everything, one include. Each area also has its own header
+/// (icl/core.hpp, icl/io.hpp, icl/data.hpp, icl/regress.hpp, icl/metrics.hpp, icl/nn.hpp,
+/// icl/train.hpp, icl/construct.hpp).
+#pragma once
+#include "icl/core.hpp"
+#include "icl/io.hpp"
+#include "icl/data.hpp"
+#include "icl/regress.hpp"
+#include "icl/metrics.hpp"
+#include "icl/nn.hpp"
+#include "icl/train.hpp"
+#include "icl/construct.hpp"

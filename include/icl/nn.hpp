@@ -1,0 +1,4 @@
+/// @file
+/// Layers with hand-written backward passes, blocks, models, loss.
+#pragma once
+#include "icl/core.hpp"

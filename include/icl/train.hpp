@@ -1,0 +1,4 @@
+/// @file
+/// Optimisers, schedules, the ICL training loop.
+#pragma once
+#include "icl/core.hpp"
