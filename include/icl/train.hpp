@@ -2,3 +2,6 @@
 /// Optimisers, schedules, the ICL training loop.
 #pragma once
 #include "icl/core.hpp"
+#include "icl/train/adam.hpp"
+#include "icl/train/clip.hpp"
+#include "icl/train/schedule.hpp"
