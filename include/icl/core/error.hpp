@@ -50,14 +50,14 @@ template <class E, class... Parts>
 }  // namespace detail
 
 /// Throws InvalidArgument("<where>: <what>") unless `cond`.
-#define ICL_CHECK_ARG(cond, ...)                                     \
-  do {                                                               \
+#define ICL_CHECK_ARG(cond, ...)                                            \
+  do {                                                                      \
     if (!(cond)) ::icl::detail::raise<::icl::InvalidArgument>(__VA_ARGS__); \
   } while (false)
 
 /// Throws IoError unless `cond`.
-#define ICL_CHECK_IO(cond, ...)                                 \
-  do {                                                          \
+#define ICL_CHECK_IO(cond, ...)                                     \
+  do {                                                              \
     if (!(cond)) ::icl::detail::raise<::icl::IoError>(__VA_ARGS__); \
   } while (false)
 

@@ -27,7 +27,8 @@ using Seq = Eigen::Matrix<S, R, Eigen::Dynamic>;
 
 /// Bytes a fixed R x C matrix of S would take.
 template <class S, int R, int C>
-inline constexpr std::size_t fixed_bytes = sizeof(S) * static_cast<std::size_t>(R) * static_cast<std::size_t>(C);
+inline constexpr std::size_t fixed_bytes = sizeof(S) * static_cast<std::size_t>(R) *
+                                           static_cast<std::size_t>(C);
 
 /// Whether an R x C matrix of S fits Eigen's fixed-size (stack) limit.
 template <class S, int R, int C>
@@ -85,9 +86,7 @@ class HeapMatrix {
   static constexpr int cols() noexcept { return C; }
 
  private:
-  static S* allocate() {
-    return static_cast<S*>(::operator new[](Size * sizeof(S), std::align_val_t{64}));
-  }
+  static S* allocate() { return static_cast<S*>(::operator new[](Size * sizeof(S), std::align_val_t{64})); }
   S* data_;
 };
 

@@ -13,17 +13,17 @@ namespace icl::data {
 
 /// x ~ N(0, x_std² I_D), w ~ N(0, w_std² I_D), y = X w + noise_std · ε with ε ~ N(0, I_n).
 struct TaskDistribution {
-  int n;                   ///< number of (x, y) examples in a context, n >= 0
-  double x_std = 1;        ///< standard deviation of every input coordinate, >= 0
-  double w_std = 1;        ///< standard deviation of every weight coordinate (τ), >= 0
-  double noise_std = 0;    ///< standard deviation of the label noise (σ), >= 0
+  int n;                 ///< number of (x, y) examples in a context, n >= 0
+  double x_std = 1;      ///< standard deviation of every input coordinate, >= 0
+  double w_std = 1;      ///< standard deviation of every weight coordinate (τ), >= 0
+  double noise_std = 0;  ///< standard deviation of the label noise (σ), >= 0
 };
 
 /// One regression task: n examples in D dimensions and the weights that generated them.
 template <class S, int D>
 struct Task {
   static_assert(D >= 1, "icl::data::Task: the input dimension D must be at least 1");
-  static constexpr int Dim = D;  ///< input dimension
+  static constexpr int Dim = D;           ///< input dimension
   Eigen::Matrix<S, Eigen::Dynamic, D> X;  ///< n x D inputs, one example per row
   Eigen::Matrix<S, Eigen::Dynamic, 1> y;  ///< n labels
   Eigen::Matrix<S, D, 1> w;               ///< the ground-truth weights
@@ -35,8 +35,7 @@ struct Task {
 inline void validate(const TaskDistribution& dist) {
   ICL_CHECK_ARG(dist.n >= 0, "TaskDistribution.n: expected >= 0, got ", dist.n);
   const double stds[3] = {dist.x_std, dist.w_std, dist.noise_std};
-  const char* names[3] = {"TaskDistribution.x_std", "TaskDistribution.w_std",
-                          "TaskDistribution.noise_std"};
+  const char* names[3] = {"TaskDistribution.x_std", "TaskDistribution.w_std", "TaskDistribution.noise_std"};
   for (int i = 0; i < 3; ++i) {
     check_finite_scalar(stds[i], names[i]);
     ICL_CHECK_ARG(stds[i] >= 0, names[i], ": expected >= 0, got ", stds[i]);

@@ -1,0 +1,233 @@
+#include <Eigen/Core>
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include "support/throws.hpp"
+
+#include "icl/io/safetensors.hpp"
+#include "support/python.hpp"
+
+using icl::io::DType;
+using icl::io::SafeTensors;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("icl_test_" + name)).string();
+}
+
+// A header + data built by hand, so that corrupt variants can be produced byte by byte.
+std::string file_with_header(const std::string& json, const std::string& data) {
+  std::string out(8, '\0');
+  const std::uint64_t n = json.size();
+  std::memcpy(out.data(), &n, 8);
+  return out + json + data;
+}
+
+std::string f32_bytes(std::initializer_list<float> v) {
+  std::string s;
+  for (const float f : v) s.append(reinterpret_cast<const char*>(&f), 4);
+  return s;
+}
+
+// Expects from_bytes to throw icl::IoError whose message contains `fragment`.
+void expect_io_error(const std::string& bytes, const std::string& fragment) {
+  INFO("expected an IoError mentioning: " << fragment);
+  CHECK_THROWS_MATCHES(SafeTensors::from_bytes(bytes, "test"), icl::IoError,
+                       icl::test::MessageContains(fragment));
+}
+
+}  // namespace
+
+TEST_CASE("safetensors: round trip of F32/F64 matrices, vectors, scalars and metadata", "[io][safetensors]") {
+  Eigen::MatrixXd a(3, 4);
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c) a(r, c) = 0.1 * r - 3.7 * c + 1e-300 * (r == 2);
+  Eigen::Matrix<float, 2, 5> b = Eigen::Matrix<float, 2, 5>::Random();
+  Eigen::Vector3d v(1.5, -0.0, std::numeric_limits<double>::max());
+  SafeTensors st;
+  st.put("a", a);
+  st.put("b", b);
+  st.put("v", v);
+  st.put_matrix("vm", v);
+  st.put_scalar("s", 0.125);
+  st.metadata["format"] = "pt";
+  st.metadata["note"] = "quote \" backslash \\ newline \n tab \t unicode é";
+  const std::string path = temp_path("roundtrip.safetensors");
+  st.save(path);
+  const SafeTensors back = SafeTensors::load(path);
+  std::remove(path.c_str());
+
+  CHECK(back.names() == std::vector<std::string>{"a", "b", "s", "v", "vm"});
+  CHECK(back.info("a").dtype == DType::F64);
+  CHECK(back.info("b").dtype == DType::F32);
+  CHECK(back.info("a").shape == std::vector<std::int64_t>{3, 4});
+  CHECK(back.info("v").shape == std::vector<std::int64_t>{3});
+  CHECK(back.info("vm").shape == std::vector<std::int64_t>{3, 1});
+  CHECK(back.info("s").shape.empty());
+  // Bit-exact: F64 is stored verbatim and F32 values were floats to begin with.
+  CHECK((back.get<double>("a", 3, 4).array() == a.array()).all());
+  CHECK((back.get<float>("b", 2, 5).array() == b.array()).all());
+  CHECK((back.get_vector<double>("v", 3).array() == v.array()).all());
+  CHECK(std::signbit(back.get_vector<double>("v")(1)));
+  CHECK(back.get_scalar("s") == 0.125);
+  CHECK(back.metadata == st.metadata);
+}
+
+TEST_CASE("safetensors: layout is row-major with 8-byte aligned data", "[io][safetensors]") {
+  Eigen::Matrix<float, 2, 3> m;
+  m << 1, 2, 3, 4, 5, 6;
+  SafeTensors st;
+  st.put("m", m);
+  const std::string bytes = st.to_bytes();
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  CHECK(n % 8 == 0);
+  REQUIRE(bytes.size() == 8 + n + 6 * 4);
+  float first_row[3];
+  std::memcpy(first_row, bytes.data() + 8 + n, 12);
+  CHECK(first_row[0] == 1.0f);
+  CHECK(first_row[1] == 2.0f);
+  CHECK(first_row[2] == 3.0f);
+}
+
+TEST_CASE("safetensors: dtype conversion and shape checks on read", "[io][safetensors]") {
+  SafeTensors st;
+  st.put("x", Eigen::Matrix2d::Identity(), DType::F32);
+  CHECK(st.get<double>("x", 2, 2).isIdentity(0));
+  CHECK_THROWS_MATCHES(st.get<double>("x", 3, 2), icl::IoError,
+                       icl::test::MessageContains("has shape [2, 2]"));
+  CHECK_THROWS_MATCHES(st.get<double>("y"), icl::IoError, icl::test::MessageContains("no tensor named 'y'"));
+  CHECK_THROWS_MATCHES(st.get_vector<double>("x"), icl::IoError,
+                       icl::test::MessageContains("expected a vector"));
+  CHECK_THROWS_AS(st.put("", Eigen::Matrix2d::Zero()), icl::InvalidArgument);
+  CHECK_THROWS_AS(st.put("__metadata__", Eigen::Matrix2d::Zero()), icl::InvalidArgument);
+}
+
+TEST_CASE("safetensors: hand-built valid file parses (spaces, key order, empty shape)", "[io][safetensors]") {
+  const std::string json =
+      R"({ "w" : {"shape":[2],"dtype":"F32","data_offsets":[0,8]},"__metadata__":{"k":"v\u00e9"} })";
+  const SafeTensors st = SafeTensors::from_bytes(file_with_header(json, f32_bytes({1.5f, -2.0f})));
+  CHECK(st.get_vector<float>("w", 2) == Eigen::Vector2f(1.5f, -2.0f));
+  CHECK(st.metadata.at("k") == "v\xc3\xa9");
+}
+
+TEST_CASE("safetensors: corrupt, truncated and unsupported files give clear errors", "[io][safetensors]") {
+  const std::string ok_json = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  const std::string data = f32_bytes({1.0f, 2.0f});
+  REQUIRE_NOTHROW(SafeTensors::from_bytes(file_with_header(ok_json, data)));
+
+  expect_io_error("", "truncated");
+  expect_io_error(std::string(5, '\0'), "truncated");
+  // Header length larger than the file.
+  expect_io_error(file_with_header(ok_json, data).substr(0, 20), "truncated: header length");
+  // Oversized header length (a random 8-byte prefix, e.g. a text file).
+  expect_io_error(std::string("ABCDEFGH") + "rest", "exceeds the limit");
+  // Truncated data section.
+  expect_io_error(file_with_header(ok_json, data.substr(0, 6)), "truncated or corrupt");
+  // Trailing garbage after the data.
+  expect_io_error(file_with_header(ok_json, data + "xx"), "trailing bytes");
+  // Malformed JSON.
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32",)", data), "corrupt JSON header");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}} x)", data),
+                  "trailing characters");
+  expect_io_error(file_with_header("[1,2]", data), "not an object");
+  expect_io_error(file_with_header(std::string(200, '['), data), "nesting deeper");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"w":{}})", data),
+                  "duplicate key");
+  // Wrong dtype, shape or offsets.
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}})", data),
+                  "dtype F16");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data),
+                  "data_offsets span 8 bytes");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data),
+                  "non-negative integers");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", data),
+                  "non-negative integers");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", data),
+                  "truncated or corrupt");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[2]}})", data), "lacks dtype");
+  expect_io_error(
+      file_with_header(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", data),
+      "overflows");
+  // Overlapping tensors.
+  expect_io_error(file_with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                   R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                   data),
+                  "overlapping");
+  // A missing file.
+  CHECK_THROWS_MATCHES(SafeTensors::load("/nonexistent/dir/x.safetensors"), icl::IoError,
+                       icl::test::MessageContains("cannot open"));
+}
+
+TEST_CASE("safetensors: every truncation of a valid file is rejected", "[io][safetensors]") {
+  SafeTensors st;
+  st.put("a", Eigen::Matrix3d::Random());
+  st.put("b", Eigen::Vector4f::Random());
+  st.metadata["m"] = "x";
+  const std::string bytes = st.to_bytes();
+  for (std::size_t len = 0; len < bytes.size(); ++len) {
+    INFO("length " << len);
+    CHECK_THROWS_AS(SafeTensors::from_bytes(bytes.substr(0, len)), icl::IoError);
+  }
+  // Flipping any single header byte either still parses to a valid file or throws IoError: never UB
+  // (the sanitizer build checks the "never UB" half).
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  for (std::size_t i = 8; i < 8 + n; ++i) {
+    std::string c = bytes;
+    c[i] = static_cast<char>(c[i] ^ 0x5a);
+    try {
+      (void)SafeTensors::from_bytes(c);
+    } catch (const icl::IoError&) {
+    }
+  }
+}
+
+// Driven by tests/python/io_safetensors.py: write a file for Python to read.
+TEST_CASE("safetensors: write for python", "[.][py-io-write]") {
+  const std::string dir = icl::test::python_dir();
+  REQUIRE(!dir.empty());
+  SafeTensors st;
+  Eigen::Matrix<double, 3, 4> a;
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c) a(r, c) = 0.25 * (4 * r + c) - 1.0;  // exact in binary: Python recomputes it
+  Eigen::Matrix<float, 2, 3> b;
+  b << 1.5f, -2.25f, 3.0e-8f, 1e30f, -0.0f, 7.0f;
+  st.put("a", a);
+  st.put("b", b);
+  st.put("v", Eigen::Vector3d(0.1, 0.2, 0.3));  // inexact decimals: Python must read identical doubles
+  st.put_scalar("s", -4.5);
+  st.metadata["written_by"] = "icl";
+  st.save(dir + "/from_cpp.safetensors");
+}
+
+// Driven by tests/python/io_safetensors.py: read the file Python wrote and check its values.
+TEST_CASE("safetensors: read what python wrote", "[.][py-io-read]") {
+  const std::string dir = icl::test::python_dir();
+  REQUIRE(!dir.empty());
+  const SafeTensors st = SafeTensors::load(dir + "/from_python.safetensors");
+  CHECK(st.metadata.at("written_by") == "numpy");
+  // Python doubled `a` and added one: exact in binary floating point.
+  Eigen::Matrix<double, 3, 4> a;
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c) a(r, c) = 2 * (0.25 * (4 * r + c) - 1.0) + 1;
+  CHECK((st.get<double>("a2", 3, 4).array() == a.array()).all());
+  // 0.1 + 0.2 etc. computed in numpy float64 equals the same IEEE sum here.
+  const Eigen::Vector3d v = st.get_vector<double>("v_sum", 3);
+  CHECK(v(0) == 0.1 + 0.2);
+  CHECK(v(1) == 0.2 + 0.3);
+  CHECK(v(2) == 0.3 + 0.1);
+  // A 3-d float32 tensor with value 100*i + 10*j + k.
+  const auto& info = st.info("cube");
+  REQUIRE(info.shape == std::vector<std::int64_t>{2, 3, 4});
+  CHECK(info.dtype == DType::F32);
+  const std::vector<double> cube = st.get_nd("cube");
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 4; ++k)
+        CHECK(cube[static_cast<std::size_t>(12 * i + 4 * j + k)] == 100 * i + 10 * j + k);
+}

@@ -1,0 +1,1 @@
+icl_add_python_test(io_safetensors io_safetensors.py)
