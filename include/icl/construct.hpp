@@ -1,4 +1,8 @@
 /// @file
 /// Lemma-1 primitives, programs, realised transformers (Theorems 1 and 2).
 #pragma once
+#include "icl/construct/chains.hpp"
+#include "icl/construct/primitives.hpp"
+#include "icl/construct/program.hpp"
+#include "icl/construct/row_range.hpp"
 #include "icl/core.hpp"
