@@ -234,10 +234,14 @@ class SafeTensors {
       std::string name;
     };
     std::vector<Span> spans;
-    for (const auto& [name, v] : root.members) {
+    for (std::size_t m = 0; m < root.keys.size(); ++m) {
+      const std::string& name = root.keys[m];
+      const detail::Json& v = root.items[m];
       if (name == "__metadata__") {
         ICL_CHECK_IO(v.is_object(), context, ": corrupt header: __metadata__ is not an object");
-        for (const auto& [k, s] : v.members) {
+        for (std::size_t i = 0; i < v.keys.size(); ++i) {
+          const std::string& k = v.keys[i];
+          const detail::Json& s = v.items[i];
           ICL_CHECK_IO(s.is_string(), context, ": corrupt header: __metadata__ value of '", k,
                        "' is not a string");
           st.metadata[k] = s.text;
@@ -248,7 +252,9 @@ class SafeTensors {
       const detail::Json* dtype = nullptr;
       const detail::Json* shape = nullptr;
       const detail::Json* offs = nullptr;
-      for (const auto& [k, f] : v.members) {
+      for (std::size_t i = 0; i < v.keys.size(); ++i) {
+        const std::string& k = v.keys[i];
+        const detail::Json& f = v.items[i];
         if (k == "dtype")
           dtype = &f;
         else if (k == "shape")

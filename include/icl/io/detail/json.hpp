@@ -20,9 +20,9 @@ struct Json {
   enum class Kind { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
   bool b = false;
-  std::string text;                                   ///< string value, or number text
-  std::vector<Json> items;                            ///< array items
-  std::vector<std::pair<std::string, Json>> members;  ///< object members, in file order
+  std::string text;               ///< string value, or number text
+  std::vector<Json> items;        ///< array items, or object member values (in file order)
+  std::vector<std::string> keys;  ///< object member names (keys[i] names items[i])
 
   bool is_object() const { return kind == Kind::object; }
   bool is_array() const { return kind == Kind::array; }
@@ -76,11 +76,12 @@ class JsonParser {
         skip_ws();
         if (peek() != '"') fail("expected a member name");
         std::string key = parse_string();
-        for (const auto& m : v.members)
-          if (m.first == key) fail("duplicate key \"" + key + "\"");
+        for (const auto& k : v.keys)
+          if (k == key) fail("duplicate key \"" + key + "\"");
         skip_ws();
         expect(':');
-        v.members.emplace_back(std::move(key), parse_value(depth + 1));
+        v.keys.push_back(std::move(key));
+        v.items.push_back(parse_value(depth + 1));
         skip_ws();
         if (peek() == ',') {
           ++pos_;
