@@ -1,0 +1,90 @@
+/// @file
+/// Saving and restoring Adam / AdamW state in a safetensors container, so that a resumed run
+/// continues bit-identically (the moments are stored in the optimiser's own dtype).
+/// Tensor names: docs/train.md, "Checkpoint layout".
+#pragma once
+
+#include <string>
+
+#include "icl/core/error.hpp"
+#include "icl/io/safetensors.hpp"
+#include "icl/train/adam.hpp"
+
+namespace icl::train {
+
+/// Writes `<prefix>step`, `<prefix>lr`, the hyper-parameters and, per parameter `<name>`,
+/// `<prefix><name>.exp_avg`, `<prefix><name>.exp_avg_sq` (and `.max_exp_avg_sq` with AMSGrad),
+/// each of the parameter's shape {rows, cols} (row-major, like the parameter itself).
+template <class S, DecayMode Mode>
+void save_state(io::SafeTensors& st, const BasicAdam<S, Mode>& opt, const std::string& prefix = "optim.") {
+  const AdamConfig& c = opt.config();
+  st.put_scalar(prefix + "step", static_cast<double>(opt.step_count()));
+  st.put_scalar(prefix + "lr", c.lr);
+  st.put_scalar(prefix + "beta1", c.beta1);
+  st.put_scalar(prefix + "beta2", c.beta2);
+  st.put_scalar(prefix + "eps", c.eps);
+  st.put_scalar(prefix + "weight_decay", c.weight_decay);
+  st.put_scalar(prefix + "amsgrad", c.amsgrad ? 1.0 : 0.0);
+  st.put_scalar(prefix + "decoupled", Mode == DecayMode::decoupled ? 1.0 : 0.0);
+  const auto& ps = opt.params();
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    const auto& sl = opt.slots()[i];
+    const auto put = [&](const std::string& what, const Eigen::Matrix<S, Eigen::Dynamic, 1>& v) {
+      st.put_matrix(prefix + ps[i].name + what,
+                    Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>>(v.data(), ps[i].rows,
+                                                                                       ps[i].cols),
+                    io::dtype_of<S>());
+    };
+    put(".exp_avg", sl.exp_avg);
+    put(".exp_avg_sq", sl.exp_avg_sq);
+    if (c.amsgrad) put(".max_exp_avg_sq", sl.max_exp_avg_sq);
+  }
+}
+
+/// Restores what save_state wrote into an optimiser built over parameters of the same names and
+/// shapes with the same hyper-parameters (the current lr is restored too).
+/// @throws icl::IoError if a tensor is missing or has another shape (the message names it);
+///         icl::InvalidArgument if the hyper-parameters or the decay mode differ.
+template <class S, DecayMode Mode>
+void load_state(const io::SafeTensors& st, BasicAdam<S, Mode>& opt, const std::string& prefix = "optim.") {
+  const AdamConfig& c = opt.config();
+  const auto same = [&](const char* field, double mine) {
+    const double theirs = st.get_scalar(prefix + field);
+    ICL_CHECK_ARG(theirs == mine, "load_state: the checkpoint's optimiser has ", field, " = ", theirs,
+                  ", this optimiser has ", mine);
+  };
+  same("beta1", c.beta1);
+  same("beta2", c.beta2);
+  same("eps", c.eps);
+  same("weight_decay", c.weight_decay);
+  same("amsgrad", c.amsgrad ? 1.0 : 0.0);
+  same("decoupled", Mode == DecayMode::decoupled ? 1.0 : 0.0);
+  const double step = st.get_scalar(prefix + "step");
+  ICL_CHECK_IO(step >= 0 && step == static_cast<double>(static_cast<std::int64_t>(step)), "load_state: '",
+               prefix, "step' must be a non-negative integer, got ", step);
+  const auto& ps = opt.params();
+  // read everything first so that a failure leaves the optimiser unchanged
+  std::vector<AdamSlot<S>> slots(ps.size());
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    const auto get = [&](const std::string& what) {
+      const std::string name = prefix + ps[i].name + what;
+      ICL_CHECK_IO(st.has(name), "load_state: the checkpoint has no optimiser state '", name, "'");
+      const auto& sh = st.info(name).shape;
+      const bool ok = (sh.size() == 2 && sh[0] == ps[i].rows && sh[1] == ps[i].cols) ||
+                      (sh.size() == 1 && ps[i].cols == 1 && sh[0] == ps[i].rows);
+      ICL_CHECK_IO(ok, "load_state: optimiser state '", name, "' has shape ", io::shape_string(sh),
+                   " in the checkpoint, but parameter '", ps[i].name, "' is ", ps[i].rows, " x ", ps[i].cols);
+      const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> m = st.get<S>(name, ps[i].rows, ps[i].cols);
+      return Eigen::Matrix<S, Eigen::Dynamic, 1>(
+          Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(m.data(), m.size()));
+    };
+    slots[i].exp_avg = get(".exp_avg");
+    slots[i].exp_avg_sq = get(".exp_avg_sq");
+    if (c.amsgrad) slots[i].max_exp_avg_sq = get(".max_exp_avg_sq");
+  }
+  opt.slots() = std::move(slots);
+  opt.set_step_count(static_cast<std::int64_t>(step));
+  opt.set_lr(st.get_scalar(prefix + "lr"));
+}
+
+}  // namespace icl::train
