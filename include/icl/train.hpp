@@ -4,4 +4,5 @@
 #include "icl/core.hpp"
 #include "icl/train/adam.hpp"
 #include "icl/train/clip.hpp"
+#include "icl/train/optimizer_state.hpp"
 #include "icl/train/schedule.hpp"
