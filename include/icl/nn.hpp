@@ -3,3 +3,11 @@
 #pragma once
 #include "icl/core.hpp"
 #include "icl/nn/param.hpp"
+#include "icl/nn/activation.hpp"
+#include "icl/nn/linear.hpp"
+#include "icl/nn/layer_norm.hpp"
+#include "icl/nn/softmax.hpp"
+#include "icl/nn/attention.hpp"
+#include "icl/nn/feed_forward.hpp"
+#include "icl/nn/paper_block.hpp"
+#include "icl/nn/block_stack.hpp"

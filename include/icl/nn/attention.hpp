@@ -1,0 +1,222 @@
+/// @file
+/// Causal multi-head self-attention over batches of sequences (columns are tokens), in the
+/// standard form (head width H/M, PyTorch nn.MultiheadAttention) and the paper's form (every head
+/// returns a full-width value, W^F mixes the heads), with softmax or linear (softmax-free) scores.
+/// Backward: docs/derivations/nn_attention.md Eqs. (T1)-(T8).
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
+#include "icl/nn/linear.hpp"
+#include "icl/nn/param.hpp"
+#include "icl/nn/softmax.hpp"
+
+namespace icl::nn {
+
+/// How attention turns scores into weights.
+enum class Scores {
+  softmax,  ///< column i of the weights is softmax over keys 0..i of scale·k_kᵀq_i (Eq. T2)
+  linear    ///< weights are scale·k_kᵀq_i for keys 0..i, no normalisation (von Oswald et al.)
+};
+
+/// Run-time options of an attention layer.
+struct AttentionOptions {
+  Scores scores = Scores::softmax;  ///< softmax or linear scores
+  std::optional<double> scale;      ///< score factor; unset: 1/sqrt(head query/key width)
+  bool qkv_bias = true;             ///< biases on the q/k/v projections ("in_proj_bias")
+  bool out_bias = true;             ///< bias on the output projection ("out_proj.bias")
+};
+
+/// Causal multi-head self-attention, generic in the head widths.
+///
+/// @tparam S   scalar
+/// @tparam H   model width (rows of input and output)
+/// @tparam M   number of heads
+/// @tparam DQK query/key width of one head
+/// @tparam DV  value width of one head
+///
+/// For every sequence (T consecutive columns of the input) and head j (Eqs. T1-T4):
+///   [Q; K; V] = W_in X + b_in,  Q_j = rows [j·DQK, (j+1)·DQK) of Q (likewise K_j, V_j with DV),
+///   A_j = causal_softmax(scale · K_jᵀ Q_j)   (T x T, column i = weights of query i over keys ≤ i),
+///   O_j = V_j A_j,  Y = W_out [O_1; …; O_M] + b_out.
+/// Parameters: "in_proj_weight" ((2·M·DQK + M·DV) x H, rows [W^Q_1..W^Q_M; W^K_1..; W^V_1..]),
+/// "in_proj_bias", "out_proj.weight" (H x M·DV), "out_proj.bias". With DQK = DV = H/M this is
+/// exactly PyTorch's nn.MultiheadAttention layout.
+template <class S, int H, int M, int DQK, int DV>
+class CausalAttention {
+  static_assert(is_scalar_v<S>, "icl::nn::CausalAttention: Scalar must be a floating-point type");
+  static_assert(M >= 1, "icl::nn::CausalAttention: the number of heads M must be at least 1");
+  static_assert(DQK >= 1 && DV >= 1, "icl::nn::CausalAttention: head widths must be positive");
+
+ public:
+  using Scalar = S;
+  static constexpr int Hidden = H;              ///< model width
+  static constexpr int Heads = M;               ///< heads
+  static constexpr int QKWidth = DQK;           ///< query/key width per head
+  static constexpr int VWidth = DV;             ///< value width per head
+  static constexpr int P = M * (2 * DQK + DV);  ///< rows of the stacked q/k/v projection
+  using SeqType = Seq<S, H>;
+  using WeightQK = Eigen::Map<Eigen::Matrix<S, DQK, H>, Eigen::Unaligned, Eigen::OuterStride<P>>;
+  using WeightV = Eigen::Map<Eigen::Matrix<S, DV, H>, Eigen::Unaligned, Eigen::OuterStride<P>>;
+  using BiasQK = Eigen::Map<Eigen::Matrix<S, DQK, 1>>;
+  using BiasV = Eigen::Map<Eigen::Matrix<S, DV, 1>>;
+
+  /// Forward state kept for backward, plus backward scratch (reused across calls).
+  struct Cache {
+    Seq<S, P> qkv;      ///< stacked projections, P x N
+    Mat<S> attn;        ///< attention weights: T x (B·M·T), block (b·M + j) is A_j of sequence b
+    Seq<S, M * DV> heads;  ///< concatenated head outputs, M·DV x N
+    Seq<S, M * DV> dheads;
+    Seq<S, P> dqkv;
+    Mat<S> dA;
+    int T = 0;
+    /// Attention weights of head j in sequence b: T x T, column = query, row = key.
+    Eigen::Block<const Mat<S>> weights(Eigen::Index b, int j) const {
+      return attn.middleCols((b * M + j) * T, T);
+    }
+  };
+
+  explicit CausalAttention(AttentionOptions opt = {})
+      : scores_(opt.scores),
+        scale_(static_cast<S>(opt.scale ? *opt.scale : 1.0 / std::sqrt(static_cast<double>(DQK)))),
+        in_proj_(opt.qkv_bias),
+        out_proj_(opt.out_bias) {
+    ICL_CHECK_ARG(!opt.scale || std::isfinite(*opt.scale), "CausalAttention: scale: expected finite, got ",
+                  opt.scale.value_or(0));
+  }
+
+  Scores scores() const { return scores_; }
+  S scale() const { return scale_; }
+  void set_scale(S s) { scale_ = s; }
+
+  /// The stacked projection [W^Q; W^K; W^V] (P x H) and its bias (P).
+  Linear<S, H, P>& in_proj() { return in_proj_; }
+  const Linear<S, H, P>& in_proj() const { return in_proj_; }
+  /// The output projection (H x M·DV; the paper's W^F) with its bias.
+  Linear<S, M * DV, H>& out_proj() { return out_proj_; }
+  const Linear<S, M * DV, H>& out_proj() const { return out_proj_; }
+
+  /// Writable views of head j's query/key/value weights (DQK x H, DQK x H, DV x H).
+  WeightQK wq(int j) { return WeightQK(in_proj_.weight().data() + row_q(j)); }
+  WeightQK wk(int j) { return WeightQK(in_proj_.weight().data() + row_k(j)); }
+  WeightV wv(int j) { return WeightV(in_proj_.weight().data() + row_v(j)); }
+  BiasQK bq(int j) { return BiasQK(in_proj_.bias().data() + row_q(j)); }
+  BiasQK bk(int j) { return BiasQK(in_proj_.bias().data() + row_k(j)); }
+  BiasV bv(int j) { return BiasV(in_proj_.bias().data() + row_v(j)); }
+
+  /// y = Attention(x) for x holding B = x.cols()/T sequences of T tokens each.
+  void forward(const Eigen::Ref<const SeqType>& x, int T, Cache& c, Eigen::Ref<SeqType> y) const {
+    const Eigen::Index N = x.cols();
+    ICL_ASSERT(T >= 1 && N % T == 0, "CausalAttention::forward: columns must be a multiple of T");
+    const Eigen::Index B = N / T;
+    c.T = T;
+    c.qkv.resize(P, N);
+    c.attn.resize(T, B * M * T);
+    c.heads.resize(M * DV, N);
+    in_proj_.forward(x, c.qkv);
+    for (Eigen::Index b = 0; b < B; ++b) {
+      for (int j = 0; j < M; ++j) {
+        const Eigen::Ref<const Mat<S>> Q = c.qkv.block(row_q(j), b * T, DQK, T);
+        const Eigen::Ref<const Mat<S>> K = c.qkv.block(row_k(j), b * T, DQK, T);
+        const Eigen::Ref<const Mat<S>> V = c.qkv.block(row_v(j), b * T, DV, T);
+        Eigen::Ref<Mat<S>> A = c.attn.middleCols((b * M + j) * T, T);
+        A.noalias() = scale_ * (K.transpose() * Q);  // Eq. T2: Z = scale · KᵀQ
+        if (scores_ == Scores::softmax)
+          softmax_columns(A, A, /*causal=*/true);
+        else
+          A.template triangularView<Eigen::StrictlyLower>().setZero();
+        c.heads.block(j * DV, b * T, DV, T).noalias() = V * A;  // Eq. T3
+      }
+    }
+    out_proj_.forward(c.heads, y);  // Eq. T4
+  }
+
+  /// Accumulates parameter gradients and writes dx (Eqs. T5-T8). `x` is forward's input.
+  void backward(const Eigen::Ref<const SeqType>& x, Cache& c, const Eigen::Ref<const SeqType>& dy,
+                Eigen::Ref<SeqType> dx) {
+    const Eigen::Index N = x.cols();
+    const int T = c.T;
+    const Eigen::Index B = N / T;
+    c.dheads.resize(M * DV, N);
+    c.dqkv.resize(P, N);
+    c.dA.resize(T, T);
+    out_proj_.accumulate_grad(c.heads, dy);
+    out_proj_.backward_input(dy, c.dheads);
+    for (Eigen::Index b = 0; b < B; ++b) {
+      for (int j = 0; j < M; ++j) {
+        const Eigen::Ref<const Mat<S>> Q = c.qkv.block(row_q(j), b * T, DQK, T);
+        const Eigen::Ref<const Mat<S>> K = c.qkv.block(row_k(j), b * T, DQK, T);
+        const Eigen::Ref<const Mat<S>> V = c.qkv.block(row_v(j), b * T, DV, T);
+        const Eigen::Ref<const Mat<S>> A = c.attn.middleCols((b * M + j) * T, T);
+        const Eigen::Ref<const Mat<S>> dO = c.dheads.block(j * DV, b * T, DV, T);
+        c.dqkv.block(row_v(j), b * T, DV, T).noalias() = dO * A.transpose();  // Eq. T5
+        c.dA.noalias() = V.transpose() * dO;                                   // Eq. T6
+        if (scores_ == Scores::softmax)
+          softmax_columns_backward(A, c.dA, c.dA, /*causal=*/true);  // Eq. T7
+        else
+          c.dA.template triangularView<Eigen::StrictlyLower>().setZero();
+        c.dqkv.block(row_q(j), b * T, DQK, T).noalias() = scale_ * (K * c.dA);              // Eq. T8
+        c.dqkv.block(row_k(j), b * T, DQK, T).noalias() = scale_ * (Q * c.dA.transpose());  // Eq. T8
+      }
+    }
+    in_proj_.accumulate_grad(x, c.dqkv);
+    in_proj_.backward_input(c.dqkv, dx);
+  }
+
+  std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
+    std::vector<ParamView<S>> ps;
+    append_parameters(ps, prefix);
+    return ps;
+  }
+  void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
+    in_proj_.append_parameters(ps, prefix, "in_proj_weight", "in_proj_bias");
+    out_proj_.append_parameters(ps, prefix + "out_proj.");
+  }
+  void zero_grad() {
+    in_proj_.zero_grad();
+    out_proj_.zero_grad();
+  }
+
+ private:
+  static constexpr Eigen::Index row_q(int j) { return Eigen::Index(j) * DQK; }
+  static constexpr Eigen::Index row_k(int j) { return Eigen::Index(M) * DQK + Eigen::Index(j) * DQK; }
+  static constexpr Eigen::Index row_v(int j) { return Eigen::Index(2) * M * DQK + Eigen::Index(j) * DV; }
+
+  Scores scores_;
+  S scale_;
+  Linear<S, H, P> in_proj_;
+  Linear<S, M * DV, H> out_proj_;
+};
+
+namespace detail {
+template <int H, int M>
+constexpr int checked_head_width() {
+  static_assert(M >= 1 && H % M == 0, "icl::nn::MultiHeadAttention: H must be divisible by the number of heads M");
+  return H / M;
+}
+}  // namespace detail
+
+/// Standard causal multi-head attention (head width H/M, default scale 1/sqrt(H/M), biases), the
+/// layout of PyTorch's nn.MultiheadAttention(H, M).
+template <class S, int H, int M>
+using MultiHeadAttention = CausalAttention<S, H, M, detail::checked_head_width<H, M>(), detail::checked_head_width<H, M>()>;
+
+/// The paper's attention (Eq. 3): M heads, each with full-width H x H query, key and value maps and
+/// no q/k/v biases; W^F (H x M·H, with bias) mixes the concatenated heads. Construct with
+/// paper_attention_options() for the paper's defaults (softmax, no 1/sqrt scaling).
+template <class S, int H, int M>
+using PaperAttention = CausalAttention<S, H, M, H, H>;
+
+/// Options of the paper's attention: softmax (or `scores`), score factor `scale` (1 = the paper,
+/// no scaling), no q/k/v biases, W^F bias.
+inline AttentionOptions paper_attention_options(Scores scores = Scores::softmax, double scale = 1.0) {
+  return AttentionOptions{scores, scale, /*qkv_bias=*/false, /*out_bias=*/true};
+}
+
+}  // namespace icl::nn

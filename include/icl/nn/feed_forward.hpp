@@ -1,0 +1,80 @@
+/// @file
+/// Position-wise feed-forward layer H -> F -> H: Y = W2 σ(W1 X + b1) + b2 (PyTorch names linear1,
+/// linear2). Backward: docs/derivations/nn_layers.md Eq. (F1)-(F2).
+#pragma once
+
+#include <Eigen/Core>
+#include <string>
+#include <vector>
+
+#include "icl/core/storage.hpp"
+#include "icl/nn/activation.hpp"
+#include "icl/nn/linear.hpp"
+#include "icl/nn/param.hpp"
+
+namespace icl::nn {
+
+/// Two linear layers with an elementwise activation between them.
+template <class S, int H, int F>
+class FeedForward {
+  static_assert(is_scalar_v<S>, "icl::nn::FeedForward: Scalar must be a floating-point type");
+
+ public:
+  using Scalar = S;
+  static constexpr int Hidden = H;  ///< input/output width
+  static constexpr int Inner = F;   ///< inner width
+  using SeqType = Seq<S, H>;
+
+  struct Cache {
+    Seq<S, F> pre;   ///< W1 x + b1
+    Seq<S, F> post;  ///< σ(pre)
+    Seq<S, F> dinner;
+  };
+
+  explicit FeedForward(Activation act = Activation::gelu_erf) : act_(act) {}
+
+  Activation activation() const { return act_; }
+  void set_activation(Activation a) { act_ = a; }
+
+  Linear<S, H, F> linear1;  ///< W1 (F x H), b1 (F)
+  Linear<S, F, H> linear2;  ///< W2 (H x F), b2 (H)
+
+  void forward(const Eigen::Ref<const SeqType>& x, Cache& c, Eigen::Ref<SeqType> y) const {
+    c.pre.resize(F, x.cols());
+    c.post.resize(F, x.cols());
+    linear1.forward(x, c.pre);
+    activation_forward(act_, c.pre, c.post);
+    linear2.forward(c.post, y);
+  }
+
+  /// Accumulates parameter gradients, writes dx (may alias dy).
+  void backward(const Eigen::Ref<const SeqType>& x, Cache& c, const Eigen::Ref<const SeqType>& dy,
+                Eigen::Ref<SeqType> dx) {
+    c.dinner.resize(F, x.cols());
+    linear2.accumulate_grad(c.post, dy);
+    linear2.backward_input(dy, c.dinner);
+    activation_backward(act_, c.pre, c.dinner, c.dinner);
+    linear1.accumulate_grad(x, c.dinner);
+    linear1.backward_input(c.dinner, dx);
+  }
+
+  /// "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias" after `prefix`.
+  void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
+    linear1.append_parameters(ps, prefix + "linear1.");
+    linear2.append_parameters(ps, prefix + "linear2.");
+  }
+  std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
+    std::vector<ParamView<S>> ps;
+    append_parameters(ps, prefix);
+    return ps;
+  }
+  void zero_grad() {
+    linear1.zero_grad();
+    linear2.zero_grad();
+  }
+
+ private:
+  Activation act_;
+};
+
+}  // namespace icl::nn

@@ -1,0 +1,131 @@
+/// @file
+/// The paper's decoder block (Eqs. 1-5 of the paper, digest §1.1): causal multi-head attention
+/// with full-width values mixed by W^F, then x = h + a; h' = x + W2 σ(W1 LN(x) + b1) + b2, with
+/// LayerNorm only on the MLP input. Backward: docs/derivations/nn_blocks.md Eq. (B1)-(B4).
+#pragma once
+
+#include <Eigen/Core>
+#include <string>
+#include <vector>
+
+#include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
+#include "icl/nn/activation.hpp"
+#include "icl/nn/attention.hpp"
+#include "icl/nn/feed_forward.hpp"
+#include "icl/nn/layer_norm.hpp"
+#include "icl/nn/param.hpp"
+
+namespace icl::nn {
+
+/// Run-time options of a PaperBlock. The defaults are the paper's definitions: softmax scores
+/// without 1/sqrt scaling, LayerNorm without gain/bias and eps = 0 (Eq. 7), erf GeLU (Eq. 6).
+struct PaperBlockOptions {
+  Scores scores = Scores::softmax;             ///< softmax or linear attention scores
+  double score_scale = 1.0;                    ///< factor on the scores (1 = the paper)
+  LayerNormOptions norm{/*affine=*/false, /*eps=*/0.0};  ///< LN on the MLP input
+  Activation activation = Activation::gelu_erf;          ///< σ
+};
+
+/// The paper's transformer layer.
+///
+/// @tparam S scalar (float, double, long double)
+/// @tparam H hidden width
+/// @tparam M heads (each returns a full H-wide value)
+/// @tparam F MLP inner width
+///
+/// Weights (all writable, zero-initialised; see docs/nn.md for names):
+///   attn.wq(j), attn.wk(j), attn.wv(j)   H x H each, head j = 0..M-1 (no biases)
+///   wf(), bf()                           W^F (H x M·H) and its bias (H)
+///   w1(), b1(), w2(), b2()               MLP: W1 (F x H), b1 (F), W2 (H x F), b2 (H)
+///   norm.weight(), norm.bias()           LN gain/bias (only used with options.norm.affine)
+template <class S, int H, int M, int F>
+class PaperBlock {
+  static_assert(is_scalar_v<S>, "icl::nn::PaperBlock: Scalar must be a floating-point type");
+  static_assert(H >= 2 && M >= 1 && F >= 1, "icl::nn::PaperBlock: H >= 2, M >= 1 and F >= 1 are required");
+
+ public:
+  using Scalar = S;
+  static constexpr int Hidden = H;  ///< hidden width
+  static constexpr int Heads = M;   ///< heads
+  static constexpr int Inner = F;   ///< MLP width
+  using SeqType = Seq<S, H>;
+  using Attention = PaperAttention<S, H, M>;
+  using Options = PaperBlockOptions;
+
+  struct Cache {
+    typename Attention::Cache attn;
+    typename LayerNorm<S, H>::Cache norm;
+    typename FeedForward<S, H, F>::Cache ff;
+    SeqType x;  ///< h + a (input of the LN); then scratch in backward
+    SeqType z;  ///< LN(x), the MLP input
+    SeqType d;  ///< backward scratch
+  };
+
+  explicit PaperBlock(const Options& opt = {})
+      : attn(paper_attention_options(opt.scores, opt.score_scale)), norm(opt.norm), ff(opt.activation) {}
+
+  Attention attn;      ///< the M heads and W^F ("self_attn." in parameter names)
+  LayerNorm<S, H> norm;  ///< λ on the MLP input ("norm.")
+  FeedForward<S, H, F> ff;  ///< W1, σ, W2 ("linear1.", "linear2.")
+
+  typename HeapMatrix<S, H, M * H>::MapType wf() { return attn.out_proj().weight(); }
+  typename HeapMatrix<S, H, 1>::MapType bf() { return attn.out_proj().bias(); }
+  typename HeapMatrix<S, F, H>::MapType w1() { return ff.linear1.weight(); }
+  typename HeapMatrix<S, F, 1>::MapType b1() { return ff.linear1.bias(); }
+  typename HeapMatrix<S, H, F>::MapType w2() { return ff.linear2.weight(); }
+  typename HeapMatrix<S, H, 1>::MapType b2() { return ff.linear2.bias(); }
+
+  /// out = block(h) for B = h.cols()/T sequences of T tokens (Eq. B1). `out` must not alias `h`.
+  void forward(const Eigen::Ref<const SeqType>& h, int T, Cache& c, Eigen::Ref<SeqType> out) const {
+    const Eigen::Index N = h.cols();
+    c.x.resize(H, N);
+    c.z.resize(H, N);
+    attn.forward(h, T, c.attn, c.x);  // a
+    c.x += h;                         // x = h + a
+    norm.forward(c.x, c.norm, c.z);   // z = λ(x)
+    ff.forward(c.z, c.ff, out);       // f = W2 σ(W1 z + b1) + b2
+    out += c.x;                       // h' = x + f
+  }
+
+  /// One sequence (T = h.cols()): returns block(h). Allocates its own cache.
+  SeqType forward(const SeqType& h) const {
+    Cache c;
+    SeqType out(H, h.cols());
+    forward(h, static_cast<int>(h.cols()), c, out);
+    return out;
+  }
+
+  /// Accumulates parameter gradients, writes dh (Eqs. B2-B4). `h` is forward's input.
+  void backward(const Eigen::Ref<const SeqType>& h, Cache& c, const Eigen::Ref<const SeqType>& dout,
+                Eigen::Ref<SeqType> dh) {
+    const Eigen::Index N = h.cols();
+    c.d.resize(H, N);
+    ff.backward(c.z, c.ff, dout, c.d);  // dz
+    norm.backward(c.norm, c.d, c.d);    // dx from the MLP path
+    c.d += dout;                        // dx = dout + J_λᵀ J_ffᵀ dout   (Eq. B3)
+    attn.backward(h, c.attn, c.d, dh);  // J_attnᵀ dx
+    dh += c.d;                          // dh = dx + J_attnᵀ dx          (Eq. B4)
+  }
+
+  /// Parameter names (prefix + ...): self_attn.in_proj_weight (3·M·H x H), self_attn.out_proj.weight
+  /// (H x M·H), self_attn.out_proj.bias, [norm.weight, norm.bias], linear1.weight, linear1.bias,
+  /// linear2.weight, linear2.bias.
+  void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
+    attn.append_parameters(ps, prefix + "self_attn.");
+    norm.append_parameters(ps, prefix + "norm.");
+    ff.append_parameters(ps, prefix);
+  }
+  std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
+    std::vector<ParamView<S>> ps;
+    append_parameters(ps, prefix);
+    return ps;
+  }
+  void zero_grad() {
+    attn.zero_grad();
+    norm.zero_grad();
+    ff.zero_grad();
+  }
+};
+
+}  // namespace icl::nn
