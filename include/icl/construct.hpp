@@ -6,3 +6,5 @@
 #include "icl/construct/program.hpp"
 #include "icl/construct/row_range.hpp"
 #include "icl/core.hpp"
+#include "icl/construct/realise.hpp"
+#include "icl/construct/transformer.hpp"
