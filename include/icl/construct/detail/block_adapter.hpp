@@ -1,69 +1,60 @@
 /// @file
-/// Adapter between the constructed BlockWeights and the paper decoder block that runs them.
-/// TEMPORARY: until icl::nn::PaperBlock lands on main this holds a minimal forward of the paper block
-/// (Eqs. 1–5: 2 softmax heads without 1/sqrt scaling, full-width identity values, W^F, x = h + a,
-/// h' = x + W2 GeLU_erf(W1 LN(x) + b1) + b2, LN without gain, eps from Constants).
+/// Adapter from the constructed BlockWeights to icl::nn::PaperBlock, the paper decoder block that trained
+/// models use: the realised program runs through the very same forward pass (docs/nn.md, "The paper block").
 #pragma once
 
 #include <Eigen/Core>
-#include <cmath>
+#include <memory>
 
 #include "icl/construct/realise.hpp"
+#include "icl/nn/paper_block.hpp"
 
 namespace icl::construct::detail {
 
+/// One realised layer: an nn::PaperBlock<S, H, 2, F> holding BlockWeights (query/key rows beyond the 2
+/// position features, MLP units beyond this layer's width: zero). Immutable and shared between the layers
+/// that realise the same op.
 template <class S, int H, int F>
 class Block {
  public:
-  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;
+  using PaperBlock = nn::PaperBlock<S, H, 2, F>;
+  using SeqType = typename PaperBlock::SeqType;
 
-  Block(const BlockWeights<S>& w, double ln_eps) : w_(w), eps_(static_cast<S>(ln_eps)) {
-    ICL_ASSERT(w.wf.rows() == H && w.w1.rows() <= F, "block shape");
-  }
-
-  SeqType forward(const SeqType& h) const {
-    const Eigen::Index T = h.cols();
-    SeqType x = h;
-    x.colwise() += w_.bf;
-    Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> A(T, T), Q, K;
+  Block(const BlockWeights<S>& w, double ln_eps) : blk_(std::make_shared<PaperBlock>(options(ln_eps))) {
+    ICL_ASSERT(w.wf.rows() == H && w.wf.cols() == 2 * H && w.w1.rows() <= F, "construct: block shape");
+    PaperBlock& b = *blk_;
     for (int j = 0; j < 2; ++j) {
-      Q.noalias() = w_.wq[j] * h;
-      K.noalias() = w_.wk[j] * h;
-      A.setZero();
-      for (Eigen::Index c = 0; c < T; ++c) {
-        S mx = -std::numeric_limits<S>::infinity();
-        for (Eigen::Index k = 0; k <= c; ++k) {
-          A(k, c) = Q.col(c).dot(K.col(k));
-          mx = std::max(mx, A(k, c));
-        }
-        S sum = 0;
-        for (Eigen::Index k = 0; k <= c; ++k) sum += (A(k, c) = std::exp(A(k, c) - mx));
-        for (Eigen::Index k = 0; k <= c; ++k) A(k, c) /= sum;
-      }
-      const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> b = h * A;  // value = identity
-      x.noalias() += w_.wf.middleCols(j * H, H) * b;
+      b.attn.wq(j).setZero();
+      b.attn.wk(j).setZero();
+      b.attn.wq(j).topRows(w.wq[j].rows()) = w.wq[j];
+      b.attn.wk(j).topRows(w.wk[j].rows()) = w.wk[j];
+      b.attn.wv(j).setIdentity();  // full-width values: all routing lives in W^F
     }
-    SeqType z = x;
-    for (Eigen::Index c = 0; c < T; ++c) {
-      const S mean = z.col(c).mean();
-      z.col(c).array() -= mean;
-      const S var = z.col(c).squaredNorm() / S(H);
-      z.col(c) /= std::sqrt(var + eps_);
+    b.wf() = w.wf;
+    b.bf() = w.bf;
+    b.w1().setZero();
+    b.b1().setZero();
+    b.w2().setZero();
+    const Eigen::Index f = w.w1.rows();
+    if (f > 0) {
+      b.w1().topRows(f) = w.w1;
+      b.b1().head(f) = w.b1;
+      b.w2().leftCols(f) = w.w2;
     }
-    SeqType out = x;
-    out.colwise() += w_.b2;
-    if (w_.w1.rows() > 0) {
-      Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> u = w_.w1 * z;
-      u.colwise() += w_.b1;
-      u = u.unaryExpr([](S v) { return S(0.5) * v * (S(1) + std::erf(v / std::sqrt(S(2)))); });
-      out.noalias() += w_.w2 * u;
-    }
-    return out;
+    b.b2() = w.b2;
   }
+
+  SeqType forward(const SeqType& h) const { return blk_->forward(h); }
+  const PaperBlock& paper_block() const { return *blk_; }
 
  private:
-  BlockWeights<S> w_;
-  S eps_;
+  static nn::PaperBlockOptions options(double ln_eps) {
+    nn::PaperBlockOptions o;  // softmax, no 1/sqrt scaling, erf GeLU, LN without gain
+    o.norm.affine = false;
+    o.norm.eps = ln_eps;
+    return o;
+  }
+  std::shared_ptr<PaperBlock> blk_;
 };
 
 }  // namespace icl::construct::detail
