@@ -95,13 +95,19 @@ double tol();
 // long double: the block and the reference differ only in summation order; ~100 roundings of
 // 2^-64 each, amplified by the softmax/LN conditioning (< 100) -> 1e-14 is generous.
 template <>
-double tol<long double>() { return 1e-14; }
+double tol<long double>() {
+  return 1e-14;
+}
 // double: same argument with eps 1.1e-16 -> about 1e-12.
 template <>
-double tol<double>() { return 1e-11; }
+double tol<double>() {
+  return 1e-11;
+}
 // float: eps 6e-8, inputs rounded to float; a few hundred ops with conditioning < 100 -> 1e-4.
 template <>
-double tol<float>() { return 1e-4; }
+double tol<float>() {
+  return 1e-4;
+}
 
 }  // namespace
 

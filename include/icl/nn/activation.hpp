@@ -23,9 +23,12 @@ enum class Activation {
 /// Human-readable name ("gelu_erf", "gelu_tanh", "relu").
 inline const char* to_string(Activation a) {
   switch (a) {
-    case Activation::gelu_erf: return "gelu_erf";
-    case Activation::gelu_tanh: return "gelu_tanh";
-    case Activation::relu: return "relu";
+    case Activation::gelu_erf:
+      return "gelu_erf";
+    case Activation::gelu_tanh:
+      return "gelu_tanh";
+    case Activation::relu:
+      return "relu";
   }
   return "?";
 }
@@ -64,10 +67,10 @@ void activation_forward(Activation act, const Eigen::MatrixBase<DerivedX>& x,
       }
       break;
     case Activation::gelu_tanh:
-      y.array() = S(0.5) * x.array() *
-                  (S(1) + (detail::sqrt_2_over_pi<S> *
-                           (x.array() + detail::gelu_tanh_c<S> * x.array().cube()))
-                              .tanh());
+      y.array() =
+          S(0.5) * x.array() *
+          (S(1) +
+           (detail::sqrt_2_over_pi<S> * (x.array() + detail::gelu_tanh_c<S> * x.array().cube())).tanh());
       break;
     case Activation::relu:
       y.array() = x.array().max(S(0));
@@ -86,9 +89,9 @@ void activation_backward(Activation act, const Eigen::MatrixBase<DerivedX>& x,
     case Activation::gelu_erf:
       // d/dx [x Phi(x)] = Phi(x) + x phi(x)                                         (A1')
       if constexpr (std::is_same_v<S, float>) {
-        dx.array() = dy.array() * (S(0.5) * (S(1) + (x.array() * detail::sqrt1_2<S>).erf()) +
-                                   x.array() * detail::inv_sqrt_2pi<S> *
-                                       (S(-0.5) * x.array().square()).exp());
+        dx.array() =
+            dy.array() * (S(0.5) * (S(1) + (x.array() * detail::sqrt1_2<S>).erf()) +
+                          x.array() * detail::inv_sqrt_2pi<S> * (S(-0.5) * x.array().square()).exp());
       } else {
         dx.array() = dy.array() * x.array().unaryExpr([](S v) {
           using std::erf;

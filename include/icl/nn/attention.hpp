@@ -16,6 +16,7 @@
 #include "icl/nn/linear.hpp"
 #include "icl/nn/param.hpp"
 #include "icl/nn/softmax.hpp"
+#include "icl/nn/types.hpp"
 
 namespace icl::nn {
 
@@ -69,15 +70,15 @@ class CausalAttention {
 
   /// Forward state kept for backward, plus backward scratch (reused across calls).
   struct Cache {
-    Seq<S, P> qkv;      ///< stacked projections, P x N
-    Mat<S> attn;        ///< attention weights: T x (B·M·T), block (b·M + j) is A_j of sequence b
+    Seq<S, P> qkv;         ///< stacked projections, P x N
+    Mat<S> attn;           ///< attention weights: T x (B·M·T), block (b·M + j) is A_j of sequence b
     Seq<S, M * DV> heads;  ///< concatenated head outputs, M·DV x N
     Seq<S, M * DV> dheads;
     Seq<S, P> dqkv;
     Mat<S> dA;
     int T = 0;
     /// Attention weights of head j in sequence b: T x T, column = query, row = key.
-    Eigen::Block<const Mat<S>> weights(Eigen::Index b, int j) const {
+    typename Mat<S>::ConstColsBlockXpr weights(Eigen::Index b, int j) const {
       return attn.middleCols((b * M + j) * T, T);
     }
   };
@@ -111,7 +112,7 @@ class CausalAttention {
   BiasV bv(int j) { return BiasV(in_proj_.bias().data() + row_v(j)); }
 
   /// y = Attention(x) for x holding B = x.cols()/T sequences of T tokens each.
-  void forward(const Eigen::Ref<const SeqType>& x, int T, Cache& c, Eigen::Ref<SeqType> y) const {
+  void forward(const In<S>& x, int T, Cache& c, Out<S> y) const {
     const Eigen::Index N = x.cols();
     ICL_ASSERT(T >= 1 && N % T == 0, "CausalAttention::forward: columns must be a multiple of T");
     const Eigen::Index B = N / T;
@@ -138,8 +139,7 @@ class CausalAttention {
   }
 
   /// Accumulates parameter gradients and writes dx (Eqs. T5-T8). `x` is forward's input.
-  void backward(const Eigen::Ref<const SeqType>& x, Cache& c, const Eigen::Ref<const SeqType>& dy,
-                Eigen::Ref<SeqType> dx) {
+  void backward(const In<S>& x, Cache& c, const In<S>& dy, Out<S> dx) {
     const Eigen::Index N = x.cols();
     const int T = c.T;
     const Eigen::Index B = N / T;
@@ -156,7 +156,7 @@ class CausalAttention {
         const Eigen::Ref<const Mat<S>> A = c.attn.middleCols((b * M + j) * T, T);
         const Eigen::Ref<const Mat<S>> dO = c.dheads.block(j * DV, b * T, DV, T);
         c.dqkv.block(row_v(j), b * T, DV, T).noalias() = dO * A.transpose();  // Eq. T5
-        c.dA.noalias() = V.transpose() * dO;                                   // Eq. T6
+        c.dA.noalias() = V.transpose() * dO;                                  // Eq. T6
         if (scores_ == Scores::softmax)
           softmax_columns_backward(A, c.dA, c.dA, /*causal=*/true);  // Eq. T7
         else
@@ -197,7 +197,8 @@ class CausalAttention {
 namespace detail {
 template <int H, int M>
 constexpr int checked_head_width() {
-  static_assert(M >= 1 && H % M == 0, "icl::nn::MultiHeadAttention: H must be divisible by the number of heads M");
+  static_assert(M >= 1 && H % M == 0,
+                "icl::nn::MultiHeadAttention: H must be divisible by the number of heads M");
   return H / M;
 }
 }  // namespace detail
@@ -205,7 +206,8 @@ constexpr int checked_head_width() {
 /// Standard causal multi-head attention (head width H/M, default scale 1/sqrt(H/M), biases), the
 /// layout of PyTorch's nn.MultiheadAttention(H, M).
 template <class S, int H, int M>
-using MultiHeadAttention = CausalAttention<S, H, M, detail::checked_head_width<H, M>(), detail::checked_head_width<H, M>()>;
+using MultiHeadAttention =
+    CausalAttention<S, H, M, detail::checked_head_width<H, M>(), detail::checked_head_width<H, M>()>;
 
 /// The paper's attention (Eq. 3): M heads, each with full-width H x H query, key and value maps and
 /// no q/k/v biases; W^F (H x M·H, with bias) mixes the concatenated heads. Construct with

@@ -10,6 +10,7 @@
 #include "icl/core/error.hpp"
 #include "icl/core/storage.hpp"
 #include "icl/nn/param.hpp"
+#include "icl/nn/types.hpp"
 
 namespace icl::nn {
 
@@ -49,7 +50,7 @@ class BlockStack {
   int layers() const { return static_cast<int>(blocks.size()); }
 
   /// Runs all blocks on `in` (B = in.cols()/T sequences); the result is c.hidden.back().
-  void forward(const Eigen::Ref<const SeqType>& in, int T, Cache& c) const {
+  void forward(const In<S>& in, int T, Cache& c) const {
     ICL_CHECK_ARG(T >= 1 && in.cols() % T == 0, "BlockStack::forward: T: expected a divisor of the ",
                   in.cols(), " columns, got ", T);
     const std::size_t L = blocks.size();
@@ -71,7 +72,7 @@ class BlockStack {
   }
 
   /// Accumulates every block's parameter gradients; writes d(loss)/d(input) into din.
-  void backward(Cache& c, const Eigen::Ref<const SeqType>& dout, Eigen::Ref<SeqType> din) {
+  void backward(Cache& c, const In<S>& dout, Out<S> din) {
     const std::size_t L = blocks.size();
     din = dout;
     c.dscratch.resize(H, dout.cols());
@@ -83,7 +84,8 @@ class BlockStack {
 
   /// Block l's parameters are named "<prefix><l>.<block name>", e.g. "blocks.0.linear1.weight".
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
-    for (std::size_t l = 0; l < blocks.size(); ++l) blocks[l].append_parameters(ps, prefix + std::to_string(l) + ".");
+    for (std::size_t l = 0; l < blocks.size(); ++l)
+      blocks[l].append_parameters(ps, prefix + std::to_string(l) + ".");
   }
   std::vector<ParamView<S>> parameters(const std::string& prefix = "blocks.") {
     std::vector<ParamView<S>> ps;

@@ -11,6 +11,7 @@
 #include "icl/nn/activation.hpp"
 #include "icl/nn/linear.hpp"
 #include "icl/nn/param.hpp"
+#include "icl/nn/types.hpp"
 
 namespace icl::nn {
 
@@ -39,7 +40,7 @@ class FeedForward {
   Linear<S, H, F> linear1;  ///< W1 (F x H), b1 (F)
   Linear<S, F, H> linear2;  ///< W2 (H x F), b2 (H)
 
-  void forward(const Eigen::Ref<const SeqType>& x, Cache& c, Eigen::Ref<SeqType> y) const {
+  void forward(const In<S>& x, Cache& c, Out<S> y) const {
     c.pre.resize(F, x.cols());
     c.post.resize(F, x.cols());
     linear1.forward(x, c.pre);
@@ -48,8 +49,7 @@ class FeedForward {
   }
 
   /// Accumulates parameter gradients, writes dx (may alias dy).
-  void backward(const Eigen::Ref<const SeqType>& x, Cache& c, const Eigen::Ref<const SeqType>& dy,
-                Eigen::Ref<SeqType> dx) {
+  void backward(const In<S>& x, Cache& c, const In<S>& dy, Out<S> dx) {
     c.dinner.resize(F, x.cols());
     linear2.accumulate_grad(c.post, dy);
     linear2.backward_input(dy, c.dinner);

@@ -12,6 +12,7 @@
 #include "icl/core/error.hpp"
 #include "icl/core/storage.hpp"
 #include "icl/nn/param.hpp"
+#include "icl/nn/types.hpp"
 
 namespace icl::nn {
 
@@ -55,7 +56,7 @@ class LayerNorm {
   typename HeapMatrix<S, H, 1>::MapType bias_grad() { return db_.map(); }
 
   /// y = LN(x) (Eq. N1); fills `c` (resized to x's columns; no allocation when the size repeats).
-  void forward(const Eigen::Ref<const SeqType>& x, Cache& c, Eigen::Ref<SeqType> y) const {
+  void forward(const In<S>& x, Cache& c, Out<S> y) const {
     const Eigen::Index n = x.cols();
     c.xhat.resize(H, n);
     c.rstd.resize(1, n);
@@ -77,7 +78,7 @@ class LayerNorm {
   }
 
   /// Accumulates dgain, dbias and writes dx (Eq. N2, N3). dx may alias dy.
-  void backward(const Cache& c, const Eigen::Ref<const SeqType>& dy, Eigen::Ref<SeqType> dx) {
+  void backward(const Cache& c, const In<S>& dy, Out<S> dx) {
     const Eigen::Index n = dy.cols();
     if (affine_) {
       dg_.map().noalias() += dy.cwiseProduct(c.xhat).rowwise().sum();

@@ -15,14 +15,15 @@
 #include "icl/nn/feed_forward.hpp"
 #include "icl/nn/layer_norm.hpp"
 #include "icl/nn/param.hpp"
+#include "icl/nn/types.hpp"
 
 namespace icl::nn {
 
 /// Run-time options of a PaperBlock. The defaults are the paper's definitions: softmax scores
 /// without 1/sqrt scaling, LayerNorm without gain/bias and eps = 0 (Eq. 7), erf GeLU (Eq. 6).
 struct PaperBlockOptions {
-  Scores scores = Scores::softmax;             ///< softmax or linear attention scores
-  double score_scale = 1.0;                    ///< factor on the scores (1 = the paper)
+  Scores scores = Scores::softmax;                       ///< softmax or linear attention scores
+  double score_scale = 1.0;                              ///< factor on the scores (1 = the paper)
   LayerNormOptions norm{/*affine=*/false, /*eps=*/0.0};  ///< LN on the MLP input
   Activation activation = Activation::gelu_erf;          ///< σ
 };
@@ -65,8 +66,8 @@ class PaperBlock {
   explicit PaperBlock(const Options& opt = {})
       : attn(paper_attention_options(opt.scores, opt.score_scale)), norm(opt.norm), ff(opt.activation) {}
 
-  Attention attn;      ///< the M heads and W^F ("self_attn." in parameter names)
-  LayerNorm<S, H> norm;  ///< λ on the MLP input ("norm.")
+  Attention attn;           ///< the M heads and W^F ("self_attn." in parameter names)
+  LayerNorm<S, H> norm;     ///< λ on the MLP input ("norm.")
   FeedForward<S, H, F> ff;  ///< W1, σ, W2 ("linear1.", "linear2.")
 
   typename HeapMatrix<S, H, M * H>::MapType wf() { return attn.out_proj().weight(); }
@@ -77,7 +78,7 @@ class PaperBlock {
   typename HeapMatrix<S, H, 1>::MapType b2() { return ff.linear2.bias(); }
 
   /// out = block(h) for B = h.cols()/T sequences of T tokens (Eq. B1). `out` must not alias `h`.
-  void forward(const Eigen::Ref<const SeqType>& h, int T, Cache& c, Eigen::Ref<SeqType> out) const {
+  void forward(const In<S>& h, int T, Cache& c, Out<S> out) const {
     const Eigen::Index N = h.cols();
     c.x.resize(H, N);
     c.z.resize(H, N);
@@ -97,8 +98,7 @@ class PaperBlock {
   }
 
   /// Accumulates parameter gradients, writes dh (Eqs. B2-B4). `h` is forward's input.
-  void backward(const Eigen::Ref<const SeqType>& h, Cache& c, const Eigen::Ref<const SeqType>& dout,
-                Eigen::Ref<SeqType> dh) {
+  void backward(const In<S>& h, Cache& c, const In<S>& dout, Out<S> dh) {
     const Eigen::Index N = h.cols();
     c.d.resize(H, N);
     ff.backward(c.z, c.ff, dout, c.d);  // dz
@@ -108,13 +108,13 @@ class PaperBlock {
     dh += c.d;                          // dh = dx + J_attnᵀ dx          (Eq. B4)
   }
 
-  /// Parameter names (prefix + ...): self_attn.in_proj_weight (3·M·H x H), self_attn.out_proj.weight
-  /// (H x M·H), self_attn.out_proj.bias, [norm.weight, norm.bias], linear1.weight, linear1.bias,
-  /// linear2.weight, linear2.bias.
+  /// Parameter names (prefix + ...), in this order: self_attn.in_proj_weight (3·M·H x H),
+  /// self_attn.out_proj.weight (H x M·H), self_attn.out_proj.bias, linear1.weight, linear1.bias,
+  /// linear2.weight, linear2.bias, and with an affine LN norm.weight, norm.bias.
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
     attn.append_parameters(ps, prefix + "self_attn.");
-    norm.append_parameters(ps, prefix + "norm.");
     ff.append_parameters(ps, prefix);
+    norm.append_parameters(ps, prefix + "norm.");
   }
   std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
     std::vector<ParamView<S>> ps;

@@ -21,7 +21,9 @@ struct ParamView {
   S* grad;            ///< rows*cols gradient accumulators, column-major
 
   Eigen::Index size() const { return rows * cols; }
-  Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> value_map() const { return {value, rows, cols}; }
+  Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> value_map() const {
+    return {value, rows, cols};
+  }
   Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> grad_map() const { return {grad, rows, cols}; }
 };
 

@@ -1,0 +1,174 @@
+/// @file
+/// The in-context learner: read-in Linear(D+1 -> H), learned absolute position embedding, L
+/// decoder blocks, optional final LayerNorm, read-out Linear(H -> 1) at every token.
+/// Backward: docs/derivations/nn_blocks.md Eq. (M1)-(M3).
+#pragma once
+
+#include <Eigen/Core>
+#include <string>
+#include <vector>
+
+#include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
+#include "icl/nn/block_stack.hpp"
+#include "icl/nn/layer_norm.hpp"
+#include "icl/nn/linear.hpp"
+#include "icl/nn/paper_block.hpp"
+#include "icl/nn/param.hpp"
+#include "icl/nn/pre_ln_block.hpp"
+
+namespace icl::nn {
+
+/// Model-level options (the block options are passed separately).
+struct TransformerOptions {
+  bool final_norm = false;  ///< LayerNorm before the read-out ("norm_f.")
+  LayerNormOptions final_norm_options{true, 1e-5};
+};
+
+/// Decoder-only transformer over token sequences with D+1 features (paper §1.2, §1.3).
+///
+/// @tparam Block PaperBlock<S, H, M, F> or PreLNBlock<S, H, M, F>
+/// @tparam D     input dimension of the regression task (tokens have D+1 rows)
+/// @tparam TMax  maximum sequence length (rows of the position embedding)
+///
+/// Per token column t of a sequence: e_t = W_in tok_t + b_in + P[t, :]ᵀ; h = blocks(e);
+/// out_t = w_outᵀ (norm_f(h_t)) + b_out. Parameters (docs/nn.md): read_in.weight (H x D+1),
+/// read_in.bias (H), pos_embedding.weight (TMax x H, as torch.nn.Embedding), blocks.<l>.*,
+/// [norm_f.weight, norm_f.bias], read_out.weight (1 x H), read_out.bias (1).
+template <class Block, int D, int TMax>
+class Transformer {
+ public:
+  using Scalar = typename Block::Scalar;
+  using S = Scalar;
+  static constexpr int Hidden = Block::Hidden;  ///< H
+  static constexpr int H = Block::Hidden;
+  static constexpr int InputDim = D;       ///< D
+  static constexpr int TokenRows = D + 1;  ///< rows of a token
+  static constexpr int MaxLen = TMax;      ///< longest sequence
+  static_assert(D >= 1, "icl::nn::Transformer: the input dimension D must be at least 1");
+  static_assert(TMax >= 1, "icl::nn::Transformer: the maximum sequence length TMax must be at least 1");
+  using SeqType = Seq<S, H>;
+  using Tokens = Seq<S, D + 1>;
+  using RowVec = Eigen::Matrix<S, 1, Eigen::Dynamic>;
+  using BlockOptions = typename Block::Options;
+
+  struct Cache {
+    Tokens tokens;                            ///< the input batch
+    typename BlockStack<Block>::Cache stack;  ///< hidden states and per-block caches
+    typename LayerNorm<S, H>::Cache norm_f;
+    SeqType normed;  ///< norm_f(h_L) (only with a final norm)
+    RowVec out;      ///< model output at every token, 1 x N
+    SeqType dh, dembed;
+    int T = 0;
+    /// Hidden state after l blocks (0 = embedding), H x (B·T).
+    const SeqType& hidden_state(int l) const { return stack.hidden_state(l); }
+    /// Attention weights of block l, head j, sequence b (T x T; column = query, row = key).
+    typename Mat<S>::ConstColsBlockXpr attention(int l, Eigen::Index b, int j) const {
+      return stack.blocks.at(static_cast<std::size_t>(l)).attn.weights(b, j);
+    }
+  };
+
+  /// L blocks built from `block_options`; weights zero (see init_uniform_scaling in init.hpp).
+  explicit Transformer(int L, const BlockOptions& block_options = {}, const TransformerOptions& opt = {})
+      : stack(L, block_options), norm_f(opt.final_norm_options), final_norm_(opt.final_norm) {}
+
+  Linear<S, D + 1, H> read_in;  ///< "read_in."
+  BlockStack<Block> stack;      ///< "blocks.<l>."
+  LayerNorm<S, H> norm_f;       ///< "norm_f." (used only when has_final_norm())
+  Linear<S, H, 1> read_out;     ///< "read_out."
+
+  bool has_final_norm() const { return final_norm_; }
+  int layers() const { return stack.layers(); }
+  /// Position embedding, TMax x H (row t is added to token t), as torch.nn.Embedding(TMax, H).
+  typename HeapMatrix<S, TMax, H>::MapType pos_embedding() { return pos_.map(); }
+  typename HeapMatrix<S, TMax, H>::ConstMapType pos_embedding() const { return pos_.map(); }
+
+  /// Runs B = tokens.cols()/T sequences of T tokens ((D+1) x (B·T)); the per-token output is
+  /// c.out (1 x B·T); hidden states and attention maps stay in c.
+  /// @throws InvalidArgument for a wrong token width, T outside [1, TMax], a column count that
+  /// is not a multiple of T, or NaN/Inf tokens.
+  void forward(const Eigen::Ref<const Mat<S>>& tokens, int T, Cache& c) const {
+    ICL_CHECK_ARG(tokens.rows() == D + 1, "Transformer::forward: tokens: expected D+1 = ", D + 1,
+                  " rows, got ", tokens.rows());
+    ICL_CHECK_ARG(T >= 1 && T <= TMax, "Transformer::forward: T: expected a sequence length in [1, ", TMax,
+                  "], got ", T);
+    ICL_CHECK_ARG(tokens.cols() % T == 0, "Transformer::forward: tokens: expected a multiple of T = ", T,
+                  " columns, got ", tokens.cols());
+    check_finite(tokens, "Transformer::forward: tokens");
+    const Eigen::Index N = tokens.cols(), B = N / T;
+    c.T = T;
+    c.tokens = tokens;
+    c.dembed.resize(H, N);  // the embedding, kept in dembed's storage until backward
+    read_in.forward(c.tokens, c.dembed);
+    for (Eigen::Index b = 0; b < B; ++b) c.dembed.middleCols(b * T, T) += pos_.map().topRows(T).transpose();
+    stack.forward(c.dembed, T, c.stack);
+    c.out.resize(1, N);
+    if (final_norm_) {
+      c.normed.resize(H, N);
+      norm_f.forward(c.stack.hidden.back(), c.norm_f, c.normed);
+      read_out.forward(c.normed, c.out);
+    } else {
+      read_out.forward(c.stack.hidden.back(), c.out);
+    }
+  }
+
+  /// Accumulates every parameter gradient for upstream dout = d(loss)/d(c.out) (1 x N).
+  void backward(Cache& c, const In<S>& dout) {
+    const Eigen::Index N = dout.cols(), T = c.T, B = N / T;
+    c.dh.resize(H, N);
+    c.dembed.resize(H, N);
+    read_out.accumulate_grad(final_norm_ ? c.normed : c.stack.hidden.back(), dout);
+    read_out.backward_input(dout, c.dh);
+    if (final_norm_) norm_f.backward(c.norm_f, c.dh, c.dh);
+    stack.backward(c.stack, c.dh, c.dembed);
+    for (Eigen::Index b = 0; b < B; ++b) dpos_.map().topRows(T) += c.dembed.middleCols(b * T, T).transpose();
+    read_in.accumulate_grad(c.tokens, c.dembed);
+  }
+
+  /// One prompt ((D+1) x T, an icl::data::encode result): the prediction at every x-token column
+  /// 0, 2, 4, … in order (ceil(T/2) entries).
+  template <class Derived>
+  Vec<S> predict(const Eigen::MatrixBase<Derived>& tokens) const {
+    ICL_CHECK_ARG(tokens.rows() == D + 1, "Transformer::predict: tokens: expected D+1 = ", D + 1,
+                  " rows, got ", tokens.rows());
+    const Mat<S> tok = tokens.template cast<S>();
+    Cache c;
+    forward(tok, static_cast<int>(tok.cols()), c);
+    Vec<S> p((tok.cols() + 1) / 2);
+    for (Eigen::Index i = 0; i < p.size(); ++i) p(i) = c.out(2 * i);
+    return p;
+  }
+
+  void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix = "") {
+    read_in.append_parameters(ps, prefix + "read_in.");
+    ps.push_back({prefix + "pos_embedding.weight", TMax, H, pos_.data(), dpos_.data()});
+    stack.append_parameters(ps, prefix + "blocks.");
+    if (final_norm_) norm_f.append_parameters(ps, prefix + "norm_f.");
+    read_out.append_parameters(ps, prefix + "read_out.");
+  }
+  std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
+    std::vector<ParamView<S>> ps;
+    append_parameters(ps, prefix);
+    return ps;
+  }
+  void zero_grad() {
+    read_in.zero_grad();
+    dpos_.map().setZero();
+    stack.zero_grad();
+    norm_f.zero_grad();
+    read_out.zero_grad();
+  }
+
+ private:
+  bool final_norm_;
+  HeapMatrix<S, TMax, H> pos_, dpos_;
+};
+
+/// The pre-LN model (PyTorch TransformerEncoderLayer(norm_first=True) blocks).
+template <class S, int D, int H, int M, int F, int TMax>
+using PreLNTransformer = Transformer<PreLNBlock<S, H, M, F>, D, TMax>;
+/// The paper's model (paper blocks).
+template <class S, int D, int H, int M, int F, int TMax>
+using PaperTransformer = Transformer<PaperBlock<S, H, M, F>, D, TMax>;
+
+}  // namespace icl::nn

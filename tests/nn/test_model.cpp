@@ -1,0 +1,140 @@
+// The model: predict(), input validation, batching, the deterministic multi-threaded loss and
+// gradient, no allocation in warm fixed-size paths, float against double.
+#include <catch2/catch.hpp>
+
+#include "icl/core/rng.hpp"
+#include "icl/data/task.hpp"
+#include "icl/nn.hpp"
+#include "support/approx.hpp"
+
+namespace {
+using icl::Mat;
+constexpr int D = 2, H = 8, M = 2, F = 16, TMax = 9;
+template <class S>
+using Model = icl::nn::PreLNTransformer<S, D, H, M, F, TMax>;
+
+template <class S>
+Model<S> make_model(std::uint64_t seed, int L = 2) {
+  Model<S> m(L, {}, {true});
+  icl::Rng rng(seed);
+  icl::nn::init_uniform_scaling(m.parameters(), rng);
+  return m;
+}
+
+// B prompts of n examples each, concatenated: (D+1) x (B·2n).
+Mat<double> prompts(int B, int n, icl::Rng& rng) {
+  Mat<double> P(D + 1, B * 2 * n);
+  for (int b = 0; b < B; ++b) {
+    const auto task = icl::data::sample_task<double, D>({n}, rng);
+    P.middleCols(b * 2 * n, 2 * n) = icl::data::encode(task);
+  }
+  return P;
+}
+}  // namespace
+
+TEST_CASE("model: batched forward equals per-sequence predict", "[nn][model]") {
+  const Model<double> m = make_model<double>(1);
+  icl::Rng rng(2);
+  const int n = 4, B = 3;
+  const Mat<double> P = prompts(B, n, rng);
+  Mat<double> inputs, targets;
+  icl::nn::split_prompts(P, n, inputs, targets);
+  const int T = 2 * n - 1;
+  Model<double>::Cache c;
+  m.forward(inputs, T, c);
+  for (int b = 0; b < B; ++b) {
+    const Eigen::VectorXd p = m.predict(inputs.middleCols(b * T, T));
+    REQUIRE(p.size() == n);
+    for (int i = 0; i < n; ++i) {
+      // same operations on the same numbers except GEMM blocking over B·T vs T columns: a few ulp
+      CHECK(p(i) == Approx(c.out(b * T + 2 * i)).epsilon(1e-13).margin(1e-14));
+      CHECK(targets(i, b) == P(0, b * 2 * n + 2 * i + 1));
+    }
+  }
+  // hidden states and attention maps are available: L+1 states, causal column-stochastic maps
+  CHECK(c.stack.hidden.size() == 3);
+  const Mat<double> A = c.attention(1, 2, 1);
+  CHECK(A.rows() == T);
+  for (int i = 0; i < T; ++i) {
+    CHECK(A.col(i).sum() == Approx(1.0).epsilon(1e-14));  // softmax columns sum to 1 up to rounding
+    if (i + 1 < T) CHECK(A.col(i).tail(T - i - 1).isZero(0.0));
+  }
+}
+
+TEST_CASE("model: bad input gives InvalidArgument", "[nn][model][errors]") {
+  const Model<double> m = make_model<double>(1);
+  Model<double>::Cache c;
+  const Mat<double> ok = Mat<double>::Random(D + 1, 5);
+  CHECK_NOTHROW(m.forward(ok, 5, c));
+  CHECK_THROWS_AS(m.forward(Mat<double>::Random(D + 1, TMax + 1), TMax + 1, c), icl::InvalidArgument);
+  CHECK_THROWS_AS(m.predict(Mat<double>::Random(D + 1, TMax + 2)), icl::InvalidArgument);
+  CHECK_THROWS_AS(m.forward(Mat<double>::Random(D + 2, 5), 5, c), icl::InvalidArgument);
+  CHECK_THROWS_AS(m.predict(Mat<double>::Random(D, 5)), icl::InvalidArgument);
+  CHECK_THROWS_AS(m.forward(Mat<double>::Random(D + 1, 7), 5, c), icl::InvalidArgument);
+  Mat<double> bad = ok;
+  bad(1, 3) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_AS(m.forward(bad, 5, c), icl::InvalidArgument);
+  bad(1, 3) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(m.predict(bad), Catch::Contains("finite"));
+  using LN = icl::nn::LayerNorm<double, 4>;
+  CHECK_THROWS_AS(LN(icl::nn::LayerNormOptions{true, -1.0}), icl::InvalidArgument);
+}
+
+TEST_CASE("model: threaded loss and gradient do not depend on the thread count", "[nn][model][threads]") {
+  Model<double> m = make_model<double>(3, 2);
+  icl::Rng rng(4);
+  const int n = 4, B = 7, T = 2 * n - 1;
+  Mat<double> inputs, targets;
+  icl::nn::split_prompts(prompts(B, n, rng), n, inputs, targets);
+  auto grads = [&](int threads, int chunk, double& loss) {
+    icl::nn::BatchLoss<Model<double>> bl({threads, chunk});
+    loss = bl(m, inputs, targets, T);
+    std::vector<double> g;
+    for (const auto& p : m.parameters()) g.insert(g.end(), p.grad, p.grad + p.size());
+    return g;
+  };
+  double l1, l2, l3, lfull;
+  const auto g1 = grads(1, 2, l1), g2 = grads(2, 2, l2), g3 = grads(3, 2, l3), gfull = grads(1, 0, lfull);
+  CHECK(l1 == l2);  // bitwise: chunks fixed, reduction in chunk order
+  CHECK(l1 == l3);
+  CHECK(g1 == g2);
+  CHECK(g1 == g3);
+  // a different chunking only reorders sums: equal up to rounding (double, ~1e-16 · #terms)
+  CHECK(lfull == Approx(l1).epsilon(1e-13));
+  const Eigen::Map<const Eigen::VectorXd> a(g1.data(), static_cast<Eigen::Index>(g1.size()));
+  const Eigen::Map<const Eigen::VectorXd> b(gfull.data(), static_cast<Eigen::Index>(gfull.size()));
+  CHECK((a - b).norm() <= 1e-12 * b.norm());
+}
+
+TEST_CASE("model: warm forward and backward do not allocate", "[nn][model][nomalloc]") {
+  Model<double> m = make_model<double>(5);
+  Mat<double> tokens = Mat<double>::Random(D + 1, 2 * 7), targets = Mat<double>::Random(4, 2);
+  Model<double>::Cache c;
+  Eigen::Matrix<double, 1, Eigen::Dynamic> dout;
+  auto step = [&] {
+    m.zero_grad();
+    m.forward(tokens, 7, c);
+    const double l = icl::nn::icl_loss<double>(c.out, targets, 7, &dout);
+    m.backward(c, dout);
+    return l;
+  };
+  const double l0 = step();  // sizes every buffer
+  Eigen::internal::set_is_malloc_allowed(false);
+  const double l1 = step();
+  Eigen::internal::set_is_malloc_allowed(true);
+  CHECK(l1 == l0);
+}
+
+TEST_CASE("model: float agrees with double", "[nn][model]") {
+  const Model<double> md = make_model<double>(6);
+  Model<float> mf(2, {}, {true});
+  auto pd = const_cast<Model<double>&>(md).parameters();
+  auto pf = mf.parameters();
+  REQUIRE(pd.size() == pf.size());
+  for (std::size_t i = 0; i < pd.size(); ++i) pf[i].value_map() = pd[i].value_map().cast<float>();
+  const Mat<double> tok = Mat<double>::Random(D + 1, 9);
+  const Eigen::VectorXd yd = md.predict(tok);
+  const Eigen::VectorXd yf = mf.predict(tok.cast<float>()).cast<double>();
+  // float rounding (6e-8) through two LN-normalised blocks of width 8: errors ~1e-6 relative
+  CHECK_THAT(yf, icl::test::IsCloseTo(yd, 1e-4, 1e-5));
+}
