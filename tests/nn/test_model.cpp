@@ -104,6 +104,13 @@ TEST_CASE("model: threaded loss and gradient do not depend on the thread count",
   const Eigen::Map<const Eigen::VectorXd> a(g1.data(), static_cast<Eigen::Index>(g1.size()));
   const Eigen::Map<const Eigen::VectorXd> b(gfull.data(), static_cast<Eigen::Index>(gfull.size()));
   CHECK((a - b).norm() <= 1e-12 * b.norm());
+  // bad input is reported before any worker starts
+  icl::nn::BatchLoss<Model<double>> bl({2, 2});
+  Mat<double> bad = inputs;
+  bad(0, 5 * T + 1) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_AS(bl(m, bad, targets, T), icl::InvalidArgument);
+  CHECK_THROWS_AS(bl(m, inputs.topRows(D), targets, T), icl::InvalidArgument);
+  CHECK_THROWS_AS(bl(m, inputs, targets.topRows(n - 1), T), icl::InvalidArgument);
 }
 
 TEST_CASE("model: warm forward and backward do not allocate", "[nn][model][nomalloc]") {

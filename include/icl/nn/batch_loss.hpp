@@ -7,6 +7,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct BatchOptions {
 };
 
 /// Reusable workspace for Eq. 8 loss and gradient of a `Model` (Transformer<…>) over batches.
+/// A workspace belongs to one model (its replicas copy that model's structure and options).
 /// Holds one cache per worker and, with several chunks, one model replica per worker; after the
 /// first call of a given shape nothing is allocated except thread start-up.
 template <class Model>
@@ -51,6 +53,12 @@ class BatchLoss {
     const int n = (T + 1) / 2;
     ICL_CHECK_ARG(targets.rows() == n && targets.cols() == B, "BatchLoss: targets: expected ", n, "x", B,
                   ", got ", targets.rows(), "x", targets.cols());
+    // validated here, before any worker starts, so that workers do not throw
+    ICL_CHECK_ARG(inputs.rows() == Model::TokenRows, "BatchLoss: inputs: expected D+1 = ", Model::TokenRows,
+                  " rows, got ", inputs.rows());
+    ICL_CHECK_ARG(T <= Model::MaxLen, "BatchLoss: T: expected at most TMax = ", Model::MaxLen, ", got ", T);
+    check_finite(inputs, "BatchLoss: inputs");
+    check_finite(targets, "BatchLoss: targets");
     const double count = static_cast<double>(B * n);
     const Eigen::Index chunk =
         opt_.chunk_sequences == 0 ? B : std::min<Eigen::Index>(opt_.chunk_sequences, B);
@@ -68,7 +76,13 @@ class BatchLoss {
     const std::vector<ParamView<S>> main = model.parameters();
     for (int p = 0; p < P; ++p) {  // same weights in every replica
       const std::vector<ParamView<S>> rp = replicas_[static_cast<std::size_t>(p)].parameters();
-      for (std::size_t i = 0; i < main.size(); ++i) rp[i].value_map() = main[i].value_map();
+      ICL_CHECK_ARG(rp.size() == main.size(),
+                    "BatchLoss: model: this workspace was first used with another model");
+      for (std::size_t i = 0; i < main.size(); ++i) {
+        ICL_CHECK_ARG(rp[i].name == main[i].name && rp[i].size() == main[i].size(),
+                      "BatchLoss: model: this workspace was first used with another model");
+        rp[i].value_map() = main[i].value_map();
+      }
     }
     S total = 0;
     for (Eigen::Index first = 0; first < K; first += P) {  // waves of P chunks
@@ -81,10 +95,20 @@ class BatchLoss {
             run(r, caches_[static_cast<std::size_t>(p)], douts_[static_cast<std::size_t>(p)], inputs, targets,
                 T, b0, nb, count);
       };
+      std::vector<std::exception_ptr> errors(static_cast<std::size_t>(in_wave));
+      auto guarded = [&](int p) {
+        try {
+          work(p);
+        } catch (...) {
+          errors[static_cast<std::size_t>(p)] = std::current_exception();
+        }
+      };
       std::vector<std::thread> pool;
-      for (int p = 1; p < in_wave; ++p) pool.emplace_back(work, p);
-      work(0);
+      for (int p = 1; p < in_wave; ++p) pool.emplace_back(guarded, p);
+      guarded(0);
       for (auto& t : pool) t.join();
+      for (const auto& e : errors)
+        if (e) std::rethrow_exception(e);
       for (int p = 0; p < in_wave; ++p) {  // reduce in chunk order
         total += losses_[static_cast<std::size_t>(p)];
         const std::vector<ParamView<S>> rp = replicas_[static_cast<std::size_t>(p)].parameters();
