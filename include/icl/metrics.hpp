@@ -2,3 +2,7 @@
 /// SPD, ILWD, MSPD, implicit weights, evaluation.
 #pragma once
 #include "icl/core.hpp"
+#include "icl/metrics/evaluate.hpp"
+#include "icl/metrics/fig1.hpp"
+#include "icl/metrics/implicit_weights.hpp"
+#include "icl/metrics/spd.hpp"

@@ -1,0 +1,70 @@
+/// @file
+/// The classical half of the paper's Fig. 1 (d = 8, noiseless): SPD/d and ILWD/d of Ridge(0.1),
+/// GD, SGD, k-NN and Averaging against OLS per number of examples (docs/metrics.md §4).
+#pragma once
+
+#include <cstdint>
+#include <iomanip>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "icl/metrics/evaluate.hpp"
+#include "icl/regress/algorithms.hpp"
+
+namespace icl::metrics {
+
+/// Settings of fig1_classical(); the defaults are the paper's (d = 8 fixed, noiseless, x and w
+/// standard normal) with 16 examples per context (the paper's x-axes run to 14).
+struct Fig1Options {
+  int n_examples = 16;     ///< examples per context
+  int n_contexts = 256;    ///< contexts averaged over
+  int n_probes = 32;       ///< probes per context for ILWD (implicit fit of k-NN)
+  std::uint64_t seed = 0;  ///< seed of icl::Rng
+};
+
+/// The predictors of Fig. 1's classical half, OLS first: OLS, Ridge(0.1), GD(0.02), SGD(0.03),
+/// kNN(3, uniform), Averaging (learning rates from the paper's legends, §4).
+inline std::vector<Predictor<double>> fig1_predictors() {
+  return {predictor<double>(regress::Ols{}),         predictor<double>(regress::Ridge{0.1}),
+          predictor<double>(regress::Gd{0.02}),      predictor<double>(regress::Sgd{0.03}),
+          predictor<double>(regress::Knn{3}),        predictor<double>(regress::Averaging{})};
+}
+
+/// Runs evaluate<double, 8>() on the Fig. 1 setting with fig1_predictors() (plus `extra`
+/// predictors, for example a trained transformer, compared against OLS in the same table).
+inline EvalResult fig1_classical(const Fig1Options& opt = {}, const std::vector<Predictor<double>>& extra = {}) {
+  ICL_CHECK_ARG(opt.n_examples >= 2, "fig1_classical: opt.n_examples: expected >= 2, got ", opt.n_examples);
+  data::TaskDistribution dist{opt.n_examples};
+  std::vector<Predictor<double>> preds = fig1_predictors();
+  preds.insert(preds.end(), extra.begin(), extra.end());
+  EvalOptions eo;
+  eo.n_contexts = opt.n_contexts;
+  eo.n_probes = opt.n_probes;
+  Rng rng(opt.seed);
+  return evaluate<double, 8>(dist, preds, eo, rng);
+}
+
+/// Prints the Fig. 1 table of `res`: one line per number of examples 1..n−1, SPD/d then ILWD/d
+/// of every predictor against the first one (OLS).
+inline void print_fig1_table(std::ostream& os, const EvalResult& res) {
+  const std::string& ref = res.names.front();
+  os << "SPD/d and ILWD/d against " << ref << " (d = " << res.d << ", mean over contexts)\n";
+  const int w = 16;
+  const auto cols = static_cast<int>(res.names.size()) - 1;
+  os << std::setw(4) << "" << std::left << std::setw(w * cols) << "  SPD/d vs " + ref << "  ILWD/d vs " + ref
+     << std::right << "\n";
+  os << std::setw(4) << "n";
+  for (int rep = 0; rep < 2; ++rep)
+    for (std::size_t p = 1; p < res.names.size(); ++p) os << std::setw(w) << res.names[p];
+  os << "\n";
+  for (int i = 1; i < res.n; ++i) {
+    os << std::setw(4) << i;
+    for (const char* metric : {"spd", "ilwd"})
+      for (std::size_t p = 1; p < res.names.size(); ++p)
+        os << std::setw(w) << std::setprecision(4) << res.at(metric, ref, res.names[p], i).mean / res.d;
+    os << "\n";
+  }
+}
+
+}  // namespace icl::metrics
