@@ -33,7 +33,8 @@ void run(benchmark::State& state, const A& algo, bool naive) {
   const int d = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1));
   const Data data = make_data(n, d);
   for (auto _ : state) {
-    Eigen::VectorXd p = naive ? rg::refit_predictions(algo, data.X, data.y) : rg::online_predictions(algo, data.X, data.y);
+    Eigen::VectorXd p =
+        naive ? rg::refit_predictions(algo, data.X, data.y) : rg::online_predictions(algo, data.X, data.y);
     benchmark::DoNotOptimize(p.data());
     benchmark::ClobberMemory();
   }
@@ -46,10 +47,10 @@ void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"d", "n"});
 }
 
-#define ICL_BENCH_ALGO(Name, expr)                                                         \
-  void BM_online_##Name(benchmark::State& s) { run(s, expr, false); }                      \
-  void BM_refit_##Name(benchmark::State& s) { run(s, expr, true); }                        \
-  BENCHMARK(BM_online_##Name)->Apply(sizes);                                               \
+#define ICL_BENCH_ALGO(Name, expr)                                    \
+  void BM_online_##Name(benchmark::State& s) { run(s, expr, false); } \
+  void BM_refit_##Name(benchmark::State& s) { run(s, expr, true); }   \
+  BENCHMARK(BM_online_##Name)->Apply(sizes);                          \
   BENCHMARK(BM_refit_##Name)->Apply(sizes);
 
 ICL_BENCH_ALGO(Ols, rg::Ols{})

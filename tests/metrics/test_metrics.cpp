@@ -21,7 +21,8 @@ namespace rg = icl::regress;
     CHECK_THROWS_WITH(expr, Catch::Contains(substr)); \
   } while (false)
 
-TEMPLATE_TEST_CASE("metrics: spd, mspd, ilwd and per_dim match their formulas", "[metrics][spd]", float, double) {
+TEMPLATE_TEST_CASE("metrics: spd, mspd, ilwd and per_dim match their formulas", "[metrics][spd]", float,
+                   double) {
   using S = TestType;
   icl::Rng rng(11);
   const auto A = gaussian<S>(3, 10, rng), B = gaussian<S>(3, 10, rng);
@@ -35,7 +36,7 @@ TEMPLATE_TEST_CASE("metrics: spd, mspd, ilwd and per_dim match their formulas", 
   // float: each term is a float subtraction and square, summed in float (30 terms): ~30·eps
   const double eps = std::is_same_v<S, float> ? 1e-5 : 1e-14;
   CHECK(mt::spd(A, B) == Approx(sum / 30).epsilon(eps));
-  CHECK(mt::mspd(A, B, 4) == Approx(sum_u / 9).epsilon(eps));   // columns 1, 2, 3 (n < d = 4)
+  CHECK(mt::mspd(A, B, 4) == Approx(sum_u / 9).epsilon(eps));  // columns 1, 2, 3 (n < d = 4)
   CHECK(mt::mspd(A, B, 40) == Approx(mt::spd(A.rightCols(9), B.rightCols(9))).epsilon(eps));  // capped at n
   const auto w1 = gaussian<S>(6, 1, rng), w2 = gaussian<S>(6, 1, rng);
   CHECK(mt::ilwd(w1, w2) == Approx(double((w1 - w2).squaredNorm())).epsilon(eps));
@@ -108,7 +109,8 @@ TEST_CASE("metrics: evaluate matches a direct computation", "[metrics][evaluate]
   for (int c = 0; c < opt.n_contexts; ++c) {
     const auto task = icl::data::sample_task<double, D>(dist, rng2);
     Eigen::MatrixXd Q(opt.n_probes + 1, D);
-    for (int j = 0; j < opt.n_probes; ++j) Q.row(j + 1) = icl::data::sample_x<double, D>(dist, rng2).transpose();
+    for (int j = 0; j < opt.n_probes; ++j)
+      Q.row(j + 1) = icl::data::sample_x<double, D>(dist, rng2).transpose();
     Q.row(0) = task.X.row(i);
     const Eigen::MatrixXd X = task.X.topRows(i);
     const Eigen::VectorXd y = task.y.head(i);
@@ -165,7 +167,8 @@ TEST_CASE("metrics: Fig. 1 ordering (Ridge(0.1) closest to OLS, kNN far)", "[met
   const mt::EvalResult res = mt::fig1_classical(opt);
   for (const int i : {2, 5, 9}) {
     INFO("examples " << i);
-    const double ridge = res.at("spd", "OLS", "Ridge(0.1)", i).mean, knn = res.at("spd", "OLS", "kNN(3, uniform)", i).mean;
+    const double ridge = res.at("spd", "OLS", "Ridge(0.1)", i).mean,
+                 knn = res.at("spd", "OLS", "kNN(3, uniform)", i).mean;
     CHECK(ridge < knn);
     CHECK(res.at("ilwd", "OLS", "Ridge(0.1)", i).mean < res.at("ilwd", "OLS", "kNN(3, uniform)", i).mean);
   }

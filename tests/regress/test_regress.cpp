@@ -13,9 +13,9 @@ using icl::test::rel_err;
 namespace rg = icl::regress;
 
 // Throws icl::InvalidArgument whose message contains `substr` (the argument's name).
-#define CHECK_INVALID(expr, substr)                 \
-  do {                                              \
-    CHECK_THROWS_AS(expr, icl::InvalidArgument);    \
+#define CHECK_INVALID(expr, substr)                   \
+  do {                                                \
+    CHECK_THROWS_AS(expr, icl::InvalidArgument);      \
     CHECK_THROWS_WITH(expr, Catch::Contains(substr)); \
   } while (false)
 
@@ -79,8 +79,8 @@ TEMPLATE_TEST_CASE("regress: fit(Ridge) matches the closed form and BayesRidge",
   CHECK(rg::BayesRidge(0, 1).lambda == 0);
 }
 
-TEMPLATE_TEST_CASE("regress: fit(Gd), fit(Sgd), fit(Averaging) match their recursions", "[regress][gd]", float,
-                   double) {
+TEMPLATE_TEST_CASE("regress: fit(Gd), fit(Sgd), fit(Averaging) match their recursions", "[regress][gd]",
+                   float, double) {
   using S = TestType;
   icl::Rng rng(4);
   const int n = 12, d = 5;
@@ -96,7 +96,8 @@ TEMPLATE_TEST_CASE("regress: fit(Gd), fit(Sgd), fit(Averaging) match their recur
     Eigen::Matrix<long double, -1, 1> w = Eigen::Matrix<long double, -1, 1>::Zero(d);
     const auto Xl = X.template cast<long double>().eval();
     const auto yl = y.template cast<long double>().eval();
-    for (int s = 0; s < 3; ++s) w = w - 2.0L * lr * (Xl.transpose() * (Xl * w) - Xl.transpose() * yl + lam * w);
+    for (int s = 0; s < 3; ++s)
+      w = w - 2.0L * lr * (Xl.transpose() * (Xl * w) - Xl.transpose() * yl + lam * w);
     CHECK_THAT(rg::fit(rg::Gd{lr, 3, lam}, X, y), IsCloseTo(w.template cast<S>().eval(), tol<S>(), 0));
   }
   // SGD: one example per step, in order
@@ -130,13 +131,15 @@ TEMPLATE_TEST_CASE("regress: Knn matches a brute-force sort", "[regress][knn]", 
       for (int i = 1; i < n; ++i) {
         const S ref = icl::test::knn_brute<S>(k, inv, X.topRows(i), y.head(i), X.row(i).transpose());
         // (float: accumulated rounding of ≤ 5 weighted labels of size O(1))
-        CHECK(static_cast<double>(p(i)) == Approx(static_cast<double>(ref)).epsilon(tol<S>()).margin(tol<S>()));
+        CHECK(static_cast<double>(p(i)) ==
+              Approx(static_cast<double>(ref)).epsilon(tol<S>()).margin(tol<S>()));
       }
     }
   }
 }
 
-TEMPLATE_TEST_CASE("regress: Knn ties and zero distances are deterministic", "[regress][knn]", float, double) {
+TEMPLATE_TEST_CASE("regress: Knn ties and zero distances are deterministic", "[regress][knn]", float,
+                   double) {
   using S = TestType;
   // 1-D points (exact integers, so squared distances are exact): query 0.
   icl::test::MatX<S> X(5, 1);
@@ -207,7 +210,8 @@ TEST_CASE("regress: online OLS is stable against a fresh SVD at every prefix", "
     const int n = 200;
     const auto X = gaussian<double>(n, d, rng);
     // noisy labels, so the over-determined prefixes have non-zero residuals
-    const Eigen::VectorXd y = X * gaussian<double>(d, 1, rng).col(0) + 0.5 * gaussian<double>(n, 1, rng).col(0);
+    const Eigen::VectorXd y =
+        X * gaussian<double>(d, 1, rng).col(0) + 0.5 * gaussian<double>(n, 1, rng).col(0);
     const Eigen::MatrixXd W = rg::online_weights(rg::Ols{}, X, y);
     double worst = 0, worst_kappa = 0;
     for (int i = 1; i < n; i += (i < 2 * d ? 1 : 7)) {
@@ -250,7 +254,8 @@ TEST_CASE("regress: online OLS on ill-conditioned X stays within d·κ·eps", "[
   const int d = 8, n = 40;
   for (const double kappa : {1e4, 1e8}) {
     const Eigen::MatrixXd A = gaussian<double>(n, d, rng), B = gaussian<double>(d, d, rng);
-    const Eigen::MatrixXd U = Eigen::HouseholderQR<Eigen::MatrixXd>(A).householderQ() * Eigen::MatrixXd::Identity(n, d);
+    const Eigen::MatrixXd U =
+        Eigen::HouseholderQR<Eigen::MatrixXd>(A).householderQ() * Eigen::MatrixXd::Identity(n, d);
     const Eigen::MatrixXd V = Eigen::HouseholderQR<Eigen::MatrixXd>(B).householderQ();
     Eigen::VectorXd s(d);
     for (int k = 0; k < d; ++k) s(k) = std::pow(kappa, -double(k) / (d - 1));
@@ -292,5 +297,6 @@ TEST_CASE("regress: bad input names the argument", "[regress][errors]") {
   // n = 0 is meaningful: no examples, the prior mean
   CHECK(rg::online_predictions(rg::Ols{}, Eigen::MatrixXd(0, 3), Eigen::VectorXd(0)).size() == 0);
   CHECK(rg::fit(rg::Ridge{0.1}, Eigen::MatrixXd(0, 3), Eigen::VectorXd(0)).isZero());
-  CHECK(rg::predict(rg::Knn{3}, Eigen::MatrixXd(0, 3), Eigen::VectorXd(0), Eigen::MatrixXd::Ones(2, 3)).isZero());
+  CHECK(rg::predict(rg::Knn{3}, Eigen::MatrixXd(0, 3), Eigen::VectorXd(0), Eigen::MatrixXd::Ones(2, 3))
+            .isZero());
 }

@@ -8,9 +8,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +16,7 @@
 #include "icl/core/error.hpp"
 #include "icl/core/rng.hpp"
 #include "icl/data/task.hpp"
+#include "icl/io/csv.hpp"
 #include "icl/metrics/implicit_weights.hpp"
 #include "icl/metrics/spd.hpp"
 #include "icl/regress/algorithms.hpp"
@@ -60,9 +59,9 @@ Predictor<S> predictor(const A& algo, std::string name = {}) {
 
 /// Options of evaluate().
 struct EvalOptions {
-  int n_contexts = 256;   ///< contexts (tasks) averaged over, >= 2 (for a confidence interval)
-  int n_probes = 32;      ///< probe inputs x' ~ p(x) per context for ILWD, SPD and R², >= 1
-  bool intercept = false; ///< implicit fits with an intercept (the released code's choice)
+  int n_contexts = 256;    ///< contexts (tasks) averaged over, >= 2 (for a confidence interval)
+  int n_probes = 32;       ///< probe inputs x' ~ p(x) per context for ILWD, SPD and R², >= 1
+  bool intercept = false;  ///< implicit fits with an intercept (the released code's choice)
 };
 
 /// Mean and 95% confidence half-width (normal approximation: 1.96·s/√N, s the sample standard
@@ -94,9 +93,11 @@ struct EvalResult {
   const Stat& at(const std::string& metric, const std::string& a, const std::string& b, int examples) const {
     for (const auto& r : rows) {
       if (r.metric != metric || r.examples != examples) continue;
-      if ((r.a == a && r.b == b) || ((metric == "spd" || metric == "ilwd") && r.a == b && r.b == a)) return r.stat;
+      if ((r.a == a && r.b == b) || ((metric == "spd" || metric == "ilwd") && r.a == b && r.b == a))
+        return r.stat;
     }
-    detail::raise<InvalidArgument>("EvalResult::at: no row (", metric, ", ", a, ", ", b, ", ", examples, ")");
+    ::icl::detail::raise<InvalidArgument>("EvalResult::at: no row (", metric, ", ", a, ", ", b, ", ",
+                                          examples, ")");
   }
 };
 
@@ -121,34 +122,6 @@ struct Acc {
   }
 };
 
-/// Writes a CSV table (header + rows of already formatted cells). Kept separate so that it can
-/// switch to icl::io::CsvWriter once that lands.
-inline void write_csv(const std::string& path, const std::vector<std::string>& header,
-                      const std::vector<std::vector<std::string>>& rows) {
-  std::ofstream f(path);
-  ICL_CHECK_IO(f.good(), "write_csv: cannot open '", path, "' for writing");
-  auto cell = [](const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string q = "\"";
-    for (const char c : s) q += (c == '"') ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
-  };
-  for (std::size_t j = 0; j < header.size(); ++j) f << (j ? "," : "") << cell(header[j]);
-  f << "\n";
-  for (const auto& r : rows) {
-    for (std::size_t j = 0; j < r.size(); ++j) f << (j ? "," : "") << cell(r[j]);
-    f << "\n";
-  }
-  ICL_CHECK_IO(f.good(), "write_csv: writing '", path, "' failed");
-}
-
-inline std::string fmt_double(double v) {
-  std::ostringstream os;
-  os.precision(10);
-  os << v;
-  return os.str();
-}
-
 }  // namespace detail
 
 /// Evaluates `predictors` on `opt.n_contexts` tasks drawn from `dist` (tasks of dist.n examples
@@ -172,10 +145,11 @@ EvalResult evaluate(const data::TaskDistribution& dist, const std::vector<Predic
   ICL_CHECK_ARG(opt.n_probes >= 1, "evaluate: opt.n_probes: expected >= 1, got ", opt.n_probes);
   ICL_CHECK_ARG(!predictors.empty(), "evaluate: predictors: expected at least one predictor, got none");
   for (std::size_t p = 0; p < predictors.size(); ++p) {
-    ICL_CHECK_ARG(static_cast<bool>(predictors[p].predict), "evaluate: predictors[", p, "].predict: expected a callable, got an empty function");
+    ICL_CHECK_ARG(static_cast<bool>(predictors[p].predict), "evaluate: predictors[", p,
+                  "].predict: expected a callable, got an empty function");
     for (std::size_t q = 0; q < p; ++q)
-      ICL_CHECK_ARG(predictors[p].name != predictors[q].name, "evaluate: predictors[", p, "].name: expected unique names, '",
-                    predictors[p].name, "' repeats");
+      ICL_CHECK_ARG(predictors[p].name != predictors[q].name, "evaluate: predictors[", p,
+                    "].name: expected unique names, '", predictors[p].name, "' repeats");
   }
   const int n = dist.n, P = static_cast<int>(predictors.size()), m = opt.n_probes;
   const int npairs = P * (P - 1) / 2;
@@ -227,10 +201,10 @@ EvalResult evaluate(const data::TaskDistribution& dist, const std::vector<Predic
     for (int a = 0; a < P; ++a)
       for (int b = a + 1; b < P; ++b, ++pair) {
         const std::size_t k = static_cast<std::size_t>(i * npairs + pair);
-        res.rows.push_back({"spd", res.names[static_cast<std::size_t>(a)], res.names[static_cast<std::size_t>(b)], i,
-                            acc_spd[k].stat()});
-        res.rows.push_back({"ilwd", res.names[static_cast<std::size_t>(a)], res.names[static_cast<std::size_t>(b)], i,
-                            acc_ilwd[k].stat()});
+        res.rows.push_back({"spd", res.names[static_cast<std::size_t>(a)],
+                            res.names[static_cast<std::size_t>(b)], i, acc_spd[k].stat()});
+        res.rows.push_back({"ilwd", res.names[static_cast<std::size_t>(a)],
+                            res.names[static_cast<std::size_t>(b)], i, acc_ilwd[k].stat()});
       }
     for (int p = 0; p < P; ++p) {
       const std::size_t k = static_cast<std::size_t>(i * P + p);
@@ -244,16 +218,12 @@ EvalResult evaluate(const data::TaskDistribution& dist, const std::vector<Predic
 /// Writes `res` as CSV with columns metric,a,b,examples,mean,ci95,mean_per_dim,ci95_per_dim,count
 /// (per_dim = ÷ d, Eq. (M5)). Throws IoError if the file cannot be written.
 inline void write_csv(const EvalResult& res, const std::string& path) {
-  std::vector<std::vector<std::string>> rows;
-  rows.reserve(res.rows.size());
-  for (const auto& r : res.rows) {
-    rows.push_back({r.metric, r.a, r.b, std::to_string(r.examples), detail::fmt_double(r.stat.mean),
-                    detail::fmt_double(r.stat.ci95), detail::fmt_double(r.stat.mean / res.d),
-                    detail::fmt_double(r.stat.ci95 / res.d), std::to_string(r.stat.count)});
-  }
-  detail::write_csv(path,
-                    {"metric", "a", "b", "examples", "mean", "ci95", "mean_per_dim", "ci95_per_dim", "count"},
-                    rows);
+  io::CsvWriter w(path,
+                  {"metric", "a", "b", "examples", "mean", "ci95", "mean_per_dim", "ci95_per_dim", "count"});
+  for (const auto& r : res.rows)
+    w.row(r.metric, r.a, r.b, r.examples, r.stat.mean, r.stat.ci95, r.stat.mean / res.d, r.stat.ci95 / res.d,
+          r.stat.count);
+  w.flush();
 }
 
 }  // namespace icl::metrics

@@ -26,14 +26,15 @@ struct Fig1Options {
 /// The predictors of Fig. 1's classical half, OLS first: OLS, Ridge(0.1), GD(0.02), SGD(0.03),
 /// kNN(3, uniform), Averaging (learning rates from the paper's legends, §4).
 inline std::vector<Predictor<double>> fig1_predictors() {
-  return {predictor<double>(regress::Ols{}),         predictor<double>(regress::Ridge{0.1}),
-          predictor<double>(regress::Gd{0.02}),      predictor<double>(regress::Sgd{0.03}),
-          predictor<double>(regress::Knn{3}),        predictor<double>(regress::Averaging{})};
+  return {predictor<double>(regress::Ols{}),    predictor<double>(regress::Ridge{0.1}),
+          predictor<double>(regress::Gd{0.02}), predictor<double>(regress::Sgd{0.03}),
+          predictor<double>(regress::Knn{3}),   predictor<double>(regress::Averaging{})};
 }
 
 /// Runs evaluate<double, 8>() on the Fig. 1 setting with fig1_predictors() (plus `extra`
 /// predictors, for example a trained transformer, compared against OLS in the same table).
-inline EvalResult fig1_classical(const Fig1Options& opt = {}, const std::vector<Predictor<double>>& extra = {}) {
+inline EvalResult fig1_classical(const Fig1Options& opt = {},
+                                 const std::vector<Predictor<double>>& extra = {}) {
   ICL_CHECK_ARG(opt.n_examples >= 2, "fig1_classical: opt.n_examples: expected >= 2, got ", opt.n_examples);
   data::TaskDistribution dist{opt.n_examples};
   std::vector<Predictor<double>> preds = fig1_predictors();

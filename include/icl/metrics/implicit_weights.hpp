@@ -4,6 +4,8 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <cmath>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -24,23 +26,26 @@ struct ImplicitFit {
 /// probes is m×d (one probe per row), predictions has m entries. With intercept = true a
 /// column of ones is appended, as the authors' released code did (sklearn LinearRegression with
 /// fit_intercept=True). R² = 1 − SS_res/SS_tot with SS_tot around the mean of the predictions
-/// (sklearn's r2_score; if SS_tot = 0 it is 1 for a perfect fit, else 0).
+/// (sklearn's r2_score; if SS_tot = 0 it is 1 for a fit exact up to rounding, i.e.
+/// SS_res <= m·(8·eps·max|ŷ|)², else 0).
 template <class DQ, class DP>
 ImplicitFit<typename DQ::Scalar> implicit_fit(const Eigen::MatrixBase<DQ>& probes,
-                                              const Eigen::MatrixBase<DP>& predictions, bool intercept = false) {
+                                              const Eigen::MatrixBase<DP>& predictions,
+                                              bool intercept = false) {
   using S = typename DQ::Scalar;
   static_assert(std::is_same_v<S, typename DP::Scalar>,
                 "icl::metrics::implicit_fit: probes and predictions must have the same scalar type");
   using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
   using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
   const Eigen::Index m = probes.rows(), d = probes.cols();
-  ICL_CHECK_ARG(m >= 1 && d >= 1, "implicit_fit: probes: expected m >= 1 probes of d >= 1 inputs, got ", m, "x",
-                d);
+  ICL_CHECK_ARG(m >= 1 && d >= 1, "implicit_fit: probes: expected m >= 1 probes of d >= 1 inputs, got ", m,
+                "x", d);
   ICL_CHECK_ARG(predictions.cols() == 1 && predictions.rows() == m,
                 "implicit_fit: predictions: expected a vector of m = ", m, " entries (probes.rows()), got ",
                 predictions.rows(), "x", predictions.cols());
   ICL_CHECK_ARG(probes.allFinite(), "implicit_fit: probes: expected finite values, found NaN or Inf");
-  ICL_CHECK_ARG(predictions.allFinite(), "implicit_fit: predictions: expected finite values, found NaN or Inf");
+  ICL_CHECK_ARG(predictions.allFinite(),
+                "implicit_fit: predictions: expected finite values, found NaN or Inf");
   MatX A(m, d + (intercept ? 1 : 0));
   A.leftCols(d) = probes;
   if (intercept) A.col(d).setOnes();
@@ -54,7 +59,11 @@ ImplicitFit<typename DQ::Scalar> implicit_fit(const Eigen::MatrixBase<DQ>& probe
   resid.noalias() -= A * coef;
   const double ss_res = static_cast<double>(resid.squaredNorm());
   const double ss_tot = static_cast<double>((yhat.array() - yhat.mean()).matrix().squaredNorm());
-  out.r2 = ss_tot > 0 ? 1.0 - ss_res / ss_tot : (ss_res == 0 ? 1.0 : 0.0);
+  // SS_tot = 0 (a constant predictor): 1 for a fit exact up to rounding, else 0 (Eq. (M6))
+  const double eps = static_cast<double>(std::numeric_limits<S>::epsilon());
+  const double round_floor =
+      static_cast<double>(m) * std::pow(8 * eps * static_cast<double>(yhat.cwiseAbs().maxCoeff()), 2);
+  out.r2 = ss_tot > 0 ? 1.0 - ss_res / ss_tot : (ss_res <= round_floor ? 1.0 : 0.0);
   return out;
 }
 

@@ -16,8 +16,8 @@ template <class DA, class DB>
 double spd(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b) {
   static_assert(std::is_same_v<typename DA::Scalar, typename DB::Scalar>,
                 "icl::metrics::spd: a and b must have the same scalar type");
-  ICL_CHECK_ARG(a.rows() == b.rows() && a.cols() == b.cols(), "spd: b: expected the shape of a (", a.rows(), "x",
-                a.cols(), "), got ", b.rows(), "x", b.cols());
+  ICL_CHECK_ARG(a.rows() == b.rows() && a.cols() == b.cols(), "spd: b: expected the shape of a (", a.rows(),
+                "x", a.cols(), "), got ", b.rows(), "x", b.cols());
   ICL_CHECK_ARG(a.size() > 0, "spd: a: expected at least one prediction, got none");
   ICL_CHECK_ARG(a.allFinite(), "spd: a: expected finite values, found NaN or Inf");
   ICL_CHECK_ARG(b.allFinite(), "spd: b: expected finite values, found NaN or Inf");
@@ -30,7 +30,8 @@ double ilwd(const Eigen::MatrixBase<DA>& w1, const Eigen::MatrixBase<DB>& w2) {
   static_assert(std::is_same_v<typename DA::Scalar, typename DB::Scalar>,
                 "icl::metrics::ilwd: w1 and w2 must have the same scalar type");
   ICL_CHECK_ARG(w1.cols() == 1 && w2.cols() == 1 && w1.rows() == w2.rows(),
-                "ilwd: w2: expected a vector of the size of w1 (", w1.rows(), "), got ", w2.rows(), "x", w2.cols());
+                "ilwd: w2: expected a vector of the size of w1 (", w1.rows(), "), got ", w2.rows(), "x",
+                w2.cols());
   ICL_CHECK_ARG(w1.allFinite(), "ilwd: w1: expected finite values, found NaN or Inf");
   ICL_CHECK_ARG(w2.allFinite(), "ilwd: w2: expected finite values, found NaN or Inf");
   return static_cast<double>((w1 - w2).squaredNorm());

@@ -59,9 +59,9 @@ inline Ridge BayesRidge(double sigma, double tau) {
 
 /// True for the algorithms whose hypothesis is linear (fit() returns their weights).
 template <class A>
-inline constexpr bool is_linear_v = std::is_same_v<A, Ols> || std::is_same_v<A, Ridge> ||
-                                    std::is_same_v<A, Gd> || std::is_same_v<A, Sgd> ||
-                                    std::is_same_v<A, Averaging>;
+inline constexpr bool is_linear_v =
+    std::is_same_v<A, Ols> || std::is_same_v<A, Ridge> || std::is_same_v<A, Gd> || std::is_same_v<A, Sgd> ||
+    std::is_same_v<A, Averaging>;
 
 /// True for every algorithm of this header.
 template <class A>
@@ -73,21 +73,21 @@ inline void validate(const Ols&, const char* = "") {}
 inline void validate(const Averaging&, const char* = "") {}
 
 inline void validate(const Ridge& a, const char* where = "Ridge") {
-  ICL_CHECK_ARG(std::isfinite(a.lambda) && a.lambda >= 0, where, ": lambda: expected a finite value >= 0, got ",
-                a.lambda);
+  ICL_CHECK_ARG(std::isfinite(a.lambda) && a.lambda >= 0, where,
+                ": lambda: expected a finite value >= 0, got ", a.lambda);
 }
 
 inline void validate(const Gd& a, const char* where = "Gd") {
   ICL_CHECK_ARG(std::isfinite(a.lr) && a.lr > 0, where, ": lr: expected a finite value > 0, got ", a.lr);
   ICL_CHECK_ARG(a.steps >= 1, where, ": steps: expected >= 1, got ", a.steps);
-  ICL_CHECK_ARG(std::isfinite(a.lambda) && a.lambda >= 0, where, ": lambda: expected a finite value >= 0, got ",
-                a.lambda);
+  ICL_CHECK_ARG(std::isfinite(a.lambda) && a.lambda >= 0, where,
+                ": lambda: expected a finite value >= 0, got ", a.lambda);
 }
 
 inline void validate(const Sgd& a, const char* where = "Sgd") {
   ICL_CHECK_ARG(std::isfinite(a.lr) && a.lr > 0, where, ": lr: expected a finite value > 0, got ", a.lr);
-  ICL_CHECK_ARG(std::isfinite(a.lambda) && a.lambda >= 0, where, ": lambda: expected a finite value >= 0, got ",
-                a.lambda);
+  ICL_CHECK_ARG(std::isfinite(a.lambda) && a.lambda >= 0, where,
+                ": lambda: expected a finite value >= 0, got ", a.lambda);
 }
 
 inline void validate(const Knn& a, const char* where = "Knn") {
@@ -100,7 +100,7 @@ inline void validate(const Knn& a, const char* where = "Knn") {
 
 inline std::string name(const Ols&) { return "OLS"; }
 inline std::string name(const Averaging&) { return "Averaging"; }
-inline std::string name(const Ridge& a) { return detail::concat("Ridge(", a.lambda, ")"); }
+inline std::string name(const Ridge& a) { return ::icl::detail::concat("Ridge(", a.lambda, ")"); }
 inline std::string name(const Gd& a) {
   std::ostringstream os;
   os << "GD(" << a.lr;
@@ -117,7 +117,8 @@ inline std::string name(const Sgd& a) {
   return os.str();
 }
 inline std::string name(const Knn& a) {
-  return detail::concat("kNN(", a.k, a.weights == KnnWeights::uniform ? ", uniform)" : ", inverse_square)");
+  return ::icl::detail::concat("kNN(", a.k,
+                               a.weights == KnnWeights::uniform ? ", uniform)" : ", inverse_square)");
 }
 
 }  // namespace icl::regress

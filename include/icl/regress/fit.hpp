@@ -119,7 +119,7 @@ detail::WeightsOf<DX> fit(const Sgd& a, const Eigen::MatrixBase<DX>& X, const Ei
   detail::WeightsOf<DX> w = detail::WeightsOf<DX>::Zero(X.cols());
   for (Eigen::Index i = 0; i < X.rows(); ++i) {
     const S r = X.row(i).dot(w) - y(i);  // x xᵀw − y x = (xᵀw − y) x
-    w *= S(1) - two_lr * lam;  // compound assignments: see fit(Gd)
+    w *= S(1) - two_lr * lam;            // compound assignments: see fit(Gd)
     w.noalias() -= (two_lr * r) * X.row(i).transpose();
   }
   return w;
@@ -139,7 +139,8 @@ detail::WeightsOf<DX> fit(const Averaging&, const Eigen::MatrixBase<DX>& X, cons
 /// probes · fit(algo, X, y); Knn: Eqs. (5)-(6) per probe. With n = 0 every prediction is 0.
 template <class A, class DX, class DY, class DQ>
 detail::VecX<typename DX::Scalar> predict(const A& algo, const Eigen::MatrixBase<DX>& X,
-                                          const Eigen::MatrixBase<DY>& y, const Eigen::MatrixBase<DQ>& probes) {
+                                          const Eigen::MatrixBase<DY>& y,
+                                          const Eigen::MatrixBase<DQ>& probes) {
   static_assert(is_algorithm_v<A>, "icl::regress::predict: unknown algorithm type");
   using S = typename DX::Scalar;
   detail::check_probes(X, probes, "predict");

@@ -65,7 +65,7 @@ void online_visit(const Sgd& a, const Eigen::MatrixBase<DX>& X, const Eigen::Mat
   for (Eigen::Index i = 0; i < X.rows(); ++i) {
     f(i, w);
     const S r = X.row(i).dot(w) - y(i);  // Eq. (4)
-    w *= S(1) - two_lr * lam;  // compound assignments: GCC 12 -Wuse-after-free misfires on resize
+    w *= S(1) - two_lr * lam;            // compound assignments: GCC 12 -Wuse-after-free misfires on resize
     w.noalias() -= (two_lr * r) * X.row(i).transpose();
   }
 }
@@ -126,8 +126,7 @@ detail::VecX<typename DX::Scalar> refit_predictions(const A& algo, const Eigen::
   validate(algo, "refit_predictions");
   detail::check_xy(X, y, "refit_predictions");
   detail::VecX<S> p(X.rows());
-  for (Eigen::Index i = 0; i < X.rows(); ++i)
-    p(i) = predict(algo, X.topRows(i), y.head(i), X.row(i))(0);
+  for (Eigen::Index i = 0; i < X.rows(); ++i) p(i) = predict(algo, X.topRows(i), y.head(i), X.row(i))(0);
   return p;
 }
 

@@ -32,7 +32,13 @@ class IncrementalLs {
 
   /// d >= 1, lambda >= 0 (validated by the caller).
   IncrementalLs(Eigen::Index d, double lambda)
-      : d_(d), ridge_(lambda > 0), R_(Mat::Zero(d, d)), z_(Vec::Zero(d)), a_(d), t_(Vec::Zero(d)), w_(Vec::Zero(d)) {
+      : d_(d),
+        ridge_(lambda > 0),
+        R_(Mat::Zero(d, d)),
+        z_(Vec::Zero(d)),
+        a_(d),
+        t_(Vec::Zero(d)),
+        w_(Vec::Zero(d)) {
     if (ridge_) {
       R_.diagonal().setConstant(static_cast<S>(std::sqrt(lambda)));
       r_ = d;
