@@ -218,3 +218,21 @@ TEST_CASE("constructed transformers reject bad input with clear errors", "[const
   CHECK_THROWS_AS((gd_transformer<double, 8>(2, std::numeric_limits<double>::infinity(), 0.0)),
                   icl::InvalidArgument);
 }
+
+TEST_CASE("a constructed transformer exports its paper blocks as safetensors", "[construct]") {
+  const auto gd = gd_transformer<double, 2>(3, 0.05, 0.1);
+  const auto st = gd.model().to_safetensors();
+  const auto& R = gd.realisation();
+  CHECK(st.metadata.at("layers") == std::to_string(5 * 3 + 3));
+  CHECK(st.get_vector<double>("schedule").size() == 18);
+  // every distinct block is there with the paper block's parameter names; W^F round-trips exactly
+  CHECK(st.has("blocks." + std::to_string(R.blocks.size() - 1) + ".linear2.bias"));
+  const Mat wf = st.get<double>("blocks.0.self_attn.out_proj.weight", 20, 40);
+  CHECK(wf == R.blocks[0].wf);
+  const std::string path = "construct_gd_export_test.safetensors";
+  gd.model().save(path);
+  const auto back = icl::io::SafeTensors::load(path);
+  CHECK(back.get<double>("blocks.1.self_attn.in_proj_weight") ==
+        st.get<double>("blocks.1.self_attn.in_proj_weight"));
+  std::remove(path.c_str());
+}

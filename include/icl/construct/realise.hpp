@@ -340,8 +340,10 @@ class BlockBuilder {
   // A unit reading Σ coef·scale·(ℓ_row − ℓ_ZERO); identical units are shared. Terms on the same row merge.
   int unit(std::vector<std::pair<int, double>> terms, double scale) {
     Unit u;
-    for (auto [row, c] : terms) {
-      auto it = std::find_if(u.begin(), u.end(), [&](const auto& t) { return t.first == row; });
+    for (const auto& term : terms) {
+      const int row = term.first;
+      const double c = term.second;
+      auto it = std::find_if(u.begin(), u.end(), [row](const auto& t) { return t.first == row; });
       if (it != u.end())
         it->second += c * scale;
       else

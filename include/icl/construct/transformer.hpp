@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "icl/construct/realise.hpp"
 #include "icl/core/rng.hpp"
 #include "icl/data/task.hpp"
+#include "icl/io/safetensors.hpp"
 
 namespace icl::construct {
 
@@ -71,6 +73,55 @@ class CompiledProgram {
   }
   Resources resources() const { return real_.resources(); }
   const Realisation<S>& realisation() const { return real_; }
+
+  /// The model as safetensors: the distinct blocks under "blocks.<b>." with the paper block's parameter
+  /// names (docs/nn.md: self_attn.in_proj_weight, self_attn.out_proj.weight/bias, linear1.*, linear2.*),
+  /// "schedule" (layer l runs block schedule[l]) and the layout and constants as metadata.
+  io::SafeTensors to_safetensors() const {
+    io::SafeTensors st;
+    for (std::size_t b = 0; b < blocks_.size(); ++b)
+      for (const auto& p : blocks_[b].parameters("blocks." + std::to_string(b) + ".")) {
+        if (p.cols == 1)
+          st.put(p.name, Eigen::Matrix<S, Eigen::Dynamic, 1>(p.value_map()));
+        else
+          st.put(p.name, p.value_map());
+      }
+    Eigen::Matrix<double, Eigen::Dynamic, 1> sched(static_cast<Eigen::Index>(real_.schedule.size()));
+    for (std::size_t l = 0; l < real_.schedule.size(); ++l)
+      sched(static_cast<Eigen::Index>(l)) = real_.schedule[l];
+    st.put("schedule", sched);
+    const auto& L = real_.layout;
+    const auto& k = real_.constants;
+    auto num = [](double v) {
+      std::ostringstream os;
+      os.precision(17);
+      os << v;
+      return os.str();
+    };
+    st.metadata = {{"format", "icl.construct.v1"},
+                   {"hidden", std::to_string(H)},
+                   {"mlp_width", std::to_string(F)},
+                   {"heads", "2"},
+                   {"layers", std::to_string(real_.schedule.size())},
+                   {"max_columns", std::to_string(L.max_columns)},
+                   {"data_rows", std::to_string(L.data_rows)},
+                   {"row_one", std::to_string(L.one)},
+                   {"row_rho1", std::to_string(L.rho1)},
+                   {"row_rho2", std::to_string(L.rho2)},
+                   {"row_tau0", std::to_string(L.tau0)},
+                   {"row_pad_p", std::to_string(L.pad_p)},
+                   {"row_pad_m", std::to_string(L.pad_m)},
+                   {"row_zero", std::to_string(L.zero)},
+                   {"gamma", num(k.gamma)},
+                   {"N", num(k.N)},
+                   {"K", std::to_string(k.K)},
+                   {"P", num(k.P)},
+                   {"M", num(k.M)},
+                   {"ln_eps", num(k.ln_eps)}};
+    return st;
+  }
+  /// Writes to_safetensors() to `path` (icl::IoError on failure).
+  void save(const std::string& path) const { to_safetensors().save(path); }
 
  private:
   Realisation<S> real_;

@@ -5,6 +5,8 @@
 
 #include <Eigen/Core>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "icl/construct/realise.hpp"
 #include "icl/nn/paper_block.hpp"
@@ -46,6 +48,10 @@ class Block {
 
   SeqType forward(const SeqType& h) const { return blk_->forward(h); }
   const PaperBlock& paper_block() const { return *blk_; }
+  /// Parameter views for export (ParamView needs mutable pointers; nothing is written through them).
+  std::vector<nn::ParamView<S>> parameters(const std::string& prefix) const {
+    return blk_->parameters(prefix);
+  }
 
  private:
   static nn::PaperBlockOptions options(double ln_eps) {
