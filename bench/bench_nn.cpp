@@ -8,6 +8,15 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <string>
+
+#include "icl/nn/activation.hpp"
+#include "icl/nn/attention.hpp"
+#include "icl/nn/feed_forward.hpp"
+#include "icl/nn/layer_norm.hpp"
+#include "icl/nn/linear.hpp"
+#include "icl/nn/pre_ln_block.hpp"
+#include "icl/nn/softmax.hpp"
 
 namespace {
 
@@ -17,7 +26,7 @@ constexpr int kN = kT * kBatch;
 
 // ---------------------------------------------------------------- reference: Eigen float GEMM
 // C (m x n) = A (m x k) * B (k x n), 2 m n k FLOPs. Args: m, k, n.
-void BM_gemm(benchmark::State& state) {
+void gemm(benchmark::State& state) {
   Eigen::setNbThreads(1);
   const Eigen::Index m = state.range(0), k = state.range(1), n = state.range(2);
   const Eigen::MatrixXf a = Eigen::MatrixXf::Random(m, k), b = Eigen::MatrixXf::Random(k, n);
@@ -32,7 +41,7 @@ void BM_gemm(benchmark::State& state) {
 }
 // The linear layers of a block at H in {64, 128, 256, 512} over N tokens: H x H (attention
 // projections), 4H x H and H x 4H (feed-forward), plus a square reference.
-BENCHMARK(BM_gemm)
+BENCHMARK(gemm)
     ->ArgNames({"m", "k", "n"})
     ->Args({64, 64, kN})
     ->Args({256, 64, kN})
@@ -48,5 +57,163 @@ BENCHMARK(BM_gemm)
     ->Args({512, 2048, kN})
     ->Args({1024, 1024, 1024})
     ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------- layers
+// Forward FLOPs per call on the whole batch (keep equal to bench/torch_nn.py); forward+backward
+// counts 3x (input gradient + weight gradient each cost one forward). Elementwise layers get
+// nominal per-element counts; only their times are meaningful.
+constexpr int kHeads = 4;
+constexpr double kFlopsLayerNorm = 8, kFlopsGelu = 8, kFlopsSoftmax = 5;
+
+double attn_score_flops(int H) { return 4.0 * kBatch * kT * kT * H; }  // QKᵀ and AV, full T x T
+double layer_flops(const std::string& layer, int H) {
+  const double N = kN, F = 4.0 * H;
+  if (layer == "linear") return 2 * N * H * H;
+  if (layer == "layernorm") return kFlopsLayerNorm * N * H;
+  if (layer == "gelu") return kFlopsGelu * N * F;
+  if (layer == "softmax") return kFlopsSoftmax * kBatch * kHeads * double(kT) * kT;
+  if (layer == "attention") return 8 * N * H * H + attn_score_flops(H);
+  if (layer == "feedforward") return 4 * N * H * F;
+  return 8 * N * H * H + attn_score_flops(H) + 4 * N * H * F;  // block
+}
+
+template <class Params>
+void fill(const Params& ps) {  // U(±1/sqrt(fan_in)) like the models' initialisation
+  for (const auto& p : ps) {
+    const float a = 1.0f / std::sqrt(static_cast<float>(p.cols > 1 ? p.cols : p.rows));
+    p.value_map() = a * Eigen::MatrixXf::Random(p.rows, p.cols);
+  }
+}
+
+void set_counter(benchmark::State& state, const std::string& layer, int H, bool bwd) {
+  state.counters["FLOPS"] = benchmark::Counter((bwd ? 3 : 1) * layer_flops(layer, H),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+
+using icl::Seq;
+
+template <int H>
+void bm_linear(benchmark::State& state, bool bwd) {
+  icl::nn::Linear<float, H, H> l;
+  fill(l.parameters());
+  const Seq<float, H> x = Seq<float, H>::Random(H, kN);
+  Seq<float, H> y(H, kN), dx(H, kN);
+  for (auto _ : state) {
+    l.forward(x, y);
+    if (bwd) l.backward(x, y, dx);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counter(state, "linear", H, bwd);
+}
+
+template <int H>
+void bm_layernorm(benchmark::State& state, bool bwd) {
+  icl::nn::LayerNorm<float, H> l;
+  fill(l.parameters());
+  typename icl::nn::LayerNorm<float, H>::Cache c;
+  const Seq<float, H> x = Seq<float, H>::Random(H, kN);
+  Seq<float, H> y(H, kN), dx(H, kN);
+  for (auto _ : state) {
+    l.forward(x, c, y);
+    if (bwd) l.backward(c, y, dx);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counter(state, "layernorm", H, bwd);
+}
+
+template <int H>
+void bm_gelu(benchmark::State& state, bool bwd) {
+  const Seq<float, 4 * H> x = Seq<float, 4 * H>::Random(4 * H, kN);
+  Seq<float, 4 * H> y(4 * H, kN), dx(4 * H, kN);
+  for (auto _ : state) {
+    icl::nn::activation_forward(icl::nn::Activation::gelu_erf, x, y);
+    if (bwd) icl::nn::activation_backward(icl::nn::Activation::gelu_erf, x, y, dx);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counter(state, "gelu", H, bwd);
+}
+
+void bm_softmax(benchmark::State& state, bool bwd) {
+  const Eigen::MatrixXf z = Eigen::MatrixXf::Random(kT, kBatch * kHeads * kT);
+  Eigen::MatrixXf a(kT, kBatch * kHeads * kT), da(kT, kT);
+  for (auto _ : state) {
+    for (int k = 0; k < kBatch * kHeads; ++k) {
+      icl::nn::softmax_columns(z.middleCols(k * kT, kT), a.middleCols(k * kT, kT), /*causal=*/true);
+      if (bwd)
+        icl::nn::softmax_columns_backward(a.middleCols(k * kT, kT), z.middleCols(k * kT, kT), da,
+                                          /*causal=*/true);
+    }
+    benchmark::DoNotOptimize(a.data());
+  }
+  set_counter(state, "softmax", 0, bwd);
+}
+
+template <int H>
+void bm_attention(benchmark::State& state, bool bwd) {
+  using A = icl::nn::MultiHeadAttention<float, H, kHeads>;
+  A l;
+  fill(l.parameters());
+  typename A::Cache c;
+  const Seq<float, H> x = Seq<float, H>::Random(H, kN);
+  Seq<float, H> y(H, kN), dx(H, kN);
+  for (auto _ : state) {
+    l.forward(x, kT, c, y);
+    if (bwd) l.backward(x, c, y, dx);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counter(state, "attention", H, bwd);
+}
+
+template <int H>
+void bm_feedforward(benchmark::State& state, bool bwd) {
+  using L = icl::nn::FeedForward<float, H, 4 * H>;
+  L l;
+  fill(l.parameters());
+  typename L::Cache c;
+  const Seq<float, H> x = Seq<float, H>::Random(H, kN);
+  Seq<float, H> y(H, kN), dx(H, kN);
+  for (auto _ : state) {
+    l.forward(x, c, y);
+    if (bwd) l.backward(x, c, y, dx);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counter(state, "feedforward", H, bwd);
+}
+
+template <int H>
+void bm_block(benchmark::State& state, bool bwd) {
+  using L = icl::nn::PreLNBlock<float, H, kHeads, 4 * H>;
+  L l;
+  fill(l.parameters());
+  typename L::Cache c;
+  const Seq<float, H> x = Seq<float, H>::Random(H, kN);
+  Seq<float, H> y(H, kN), dx(H, kN);
+  for (auto _ : state) {
+    l.forward(x, kT, c, y);
+    if (bwd) l.backward(x, c, y, dx);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counter(state, "block", H, bwd);
+}
+
+template <int H>
+void register_width() {
+  const std::string h = "/H:" + std::to_string(H);
+  const auto reg = [&](const std::string& layer, void (*fn)(benchmark::State&, bool)) {
+    for (const bool bwd : {false, true})
+      benchmark::RegisterBenchmark((layer + (bwd ? "/fwdbwd" : "/fwd") + h).c_str(), fn, bwd)
+          ->Unit(benchmark::kMillisecond);
+  };
+  reg("linear", bm_linear<H>);
+  reg("layernorm", bm_layernorm<H>);
+  reg("gelu", bm_gelu<H>);
+  if (H == 64) reg("softmax", bm_softmax);  // T x T scores: independent of H
+  reg("attention", bm_attention<H>);
+  reg("feedforward", bm_feedforward<H>);
+  reg("block", bm_block<H>);
+}
+
+const int kRegistered =
+    (register_width<64>(), register_width<128>(), register_width<256>(), register_width<512>(), 0);
 
 }  // namespace

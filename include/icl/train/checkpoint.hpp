@@ -1,0 +1,95 @@
+/// @file
+/// Checkpoints as safetensors: model parameters under their own names (so a checkpoint is also a
+/// weights file, docs/nn.md), optimiser state under "optim.", training state under "train."
+/// (step, RNG state). Restoring checks every name and shape. Layout: docs/train.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "icl/core/error.hpp"
+#include "icl/core/rng.hpp"
+#include "icl/io/safetensors.hpp"
+#include "icl/nn/param.hpp"
+
+namespace icl::train {
+
+/// Stores every parameter as a {rows, cols} tensor (vectors as {rows}) in the dtype of S.
+template <class S>
+void save_parameters(io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps,
+                     const std::string& prefix = "") {
+  for (const auto& p : ps) {
+    if (p.cols == 1)
+      st.put(prefix + p.name, Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(p.value, p.rows),
+             io::dtype_of<S>());
+    else
+      st.put(prefix + p.name, p.value_map(), io::dtype_of<S>());
+  }
+}
+
+/// Loads every parameter of `ps` from `st`. Every parameter must be present with its exact shape,
+/// and (with `strict`) every tensor of `st` outside the "optim." and "train." namespaces must be a
+/// parameter of `ps`; otherwise IoError names the tensor and both shapes. Nothing is written
+/// unless everything checks.
+template <class S>
+void load_parameters(const io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps, bool strict = true,
+                     const std::string& prefix = "") {
+  std::vector<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> vals;
+  vals.reserve(ps.size());
+  for (const auto& p : ps) {
+    const std::string name = prefix + p.name;
+    ICL_CHECK_IO(st.has(name), "checkpoint: parameter '", name, "' (", p.rows, " x ", p.cols,
+                 ") is missing: the checkpoint was written for another model");
+    const auto& sh = st.info(name).shape;
+    const bool ok = (sh.size() == 2 && sh[0] == p.rows && sh[1] == p.cols) ||
+                    (sh.size() == 1 && p.cols == 1 && sh[0] == p.rows);
+    ICL_CHECK_IO(ok, "checkpoint: parameter '", name, "' has shape ", io::shape_string(sh),
+                 " in the checkpoint, but the model's is [", p.rows, ", ", p.cols,
+                 "]: the checkpoint was written for another model shape");
+    vals.push_back(st.get<S>(name, p.rows, p.cols));
+  }
+  if (strict) {
+    for (const auto& n : st.names()) {
+      if (n.rfind("optim.", 0) == 0 || n.rfind("train.", 0) == 0) continue;
+      bool known = false;
+      for (const auto& p : ps) known = known || (prefix + p.name) == n;
+      ICL_CHECK_IO(known, "checkpoint: tensor '", n,
+                   "' is not a parameter of this model: the checkpoint was written for another model shape");
+    }
+  }
+  for (std::size_t i = 0; i < ps.size(); ++i) ps[i].value_map() = vals[i];
+}
+
+/// Stores an Rng state exactly: the four 64-bit words as eight 32-bit halves (exact in F64),
+/// the cached normal spare and its flag.
+inline void save_rng(io::SafeTensors& st, const Rng& rng, const std::string& name) {
+  const Rng::State s = rng.state();
+  std::vector<double> halves;
+  for (const std::uint64_t w : s.s) {
+    halves.push_back(static_cast<double>(w & 0xffffffffu));
+    halves.push_back(static_cast<double>(w >> 32));
+  }
+  st.put_nd(name + ".words", {8}, halves, io::DType::F64);
+  st.put_scalar(name + ".spare", s.spare);
+  st.put_scalar(name + ".has_spare", s.has_spare ? 1.0 : 0.0);
+}
+
+inline void load_rng(const io::SafeTensors& st, Rng& rng, const std::string& name) {
+  const Eigen::VectorXd h = st.get_vector<double>(name + ".words", 8);
+  Rng::State s;
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      const double v = h(2 * i + j);
+      ICL_CHECK_IO(v >= 0 && v < 4294967296.0 && v == static_cast<double>(static_cast<std::uint64_t>(v)),
+                   "checkpoint: '", name, ".words' must hold 32-bit unsigned integers, got ", v);
+    }
+    s.s[static_cast<std::size_t>(i)] =
+        static_cast<std::uint64_t>(h(2 * i)) | (static_cast<std::uint64_t>(h(2 * i + 1)) << 32);
+  }
+  s.spare = st.get_scalar(name + ".spare");
+  s.has_spare = st.get_scalar(name + ".has_spare") != 0.0;
+  rng.set_state(s);
+}
+
+}  // namespace icl::train
