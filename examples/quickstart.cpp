@@ -1,5 +1,5 @@
-// The main demo (README's first command): samples an ICL regression task and shows its encoding.
-// It grows with the library: regressors, constructions and training join as they land.
+// Quickstart: samples an ICL regression task and shows its token encoding (docs/data.md).
+
 #include <icl/icl.hpp>
 #include <iomanip>
 #include <iostream>
