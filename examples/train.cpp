@@ -6,7 +6,8 @@
 //         [--eval-every 100] [--eval-batch 256] [--log-every 10] [--out .] [--resume FILE]
 //
 // Writes <out>/train_checkpoint.safetensors, <out>/learning_curve.csv (step, train_loss,
-// eval_loss) and <out>/prefix_loss.csv (prefix, eval_loss at the end). See docs/train.md.
+// eval_loss), <out>/prefix_loss.csv (prefix, eval_loss at the end) and <out>/spd_vs_ols.csv (SPD
+// against online least squares per prefix). See docs/train.md.
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -14,6 +15,7 @@
 #include "icl/io/csv.hpp"
 #include "icl/nn/init.hpp"
 #include "icl/nn/transformer.hpp"
+#include "icl/regress/online.hpp"
 #include "icl/train/trainer.hpp"
 
 namespace {
@@ -107,8 +109,34 @@ int main(int argc, char** argv) try {
     if (i < 10 || i % 5 == 0 || i + 1 == last.per_prefix.size())
       std::cout << "  prefix " << i << ": " << last.per_prefix(i) << "\n";
   }
+  // SPD against least squares per prefix (paper Eq. 15; docs/metrics.md): the trained model and
+  // online min-norm OLS predict x_{i+1} from the same i examples of 64 fresh tasks.
+  {
+    icl::Rng spd_rng(a.cfg.seed + 7);
+    const int n = a.cfg.task.n, tasks = 64;
+    Eigen::VectorXd spd = Eigen::VectorXd::Zero(n);
+    for (int t = 0; t < tasks; ++t) {
+      const auto task = icl::data::sample_task<float, kD>(a.cfg.task, spd_rng);
+      const icl::data::Tokens<float, kD> tokens = icl::data::encode(task);
+      // The model sees 2n-1 tokens, as in training (the last y is never an input).
+      const Eigen::VectorXf p = model.predict(tokens.leftCols(2 * n - 1));
+      const Eigen::MatrixXd X = task.X.cast<double>();
+      const Eigen::VectorXd y = task.y.cast<double>();
+      const Eigen::VectorXd q = icl::regress::online_predictions(icl::regress::Ols{}, X, y);
+      spd += (p.cast<double>() - q).array().square().matrix();
+    }
+    spd /= tasks;
+    icl::io::CsvWriter spd_csv(a.out + "/spd_vs_ols.csv", {"prefix", "spd", "spd_over_d"});
+    std::cout << "SPD against least squares (" << tasks << " fresh tasks), per prefix, and SPD/d:\n";
+    for (int i = 0; i < n; ++i) {
+      spd_csv.row(i, spd(i), spd(i) / kD);
+      if (i < 10 || i % 5 == 0 || i + 1 == n)
+        std::cout << "  prefix " << i << ": " << spd(i) << "  (/d: " << spd(i) / kD << ")\n";
+    }
+    spd_csv.flush();
+  }
   std::cout << "wrote " << a.cfg.checkpoint_path << ", " << a.out << "/learning_curve.csv, " << a.out
-            << "/prefix_loss.csv\n";
+            << "/prefix_loss.csv, " << a.out << "/spd_vs_ols.csv\n";
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "train: " << e.what() << "\n";
