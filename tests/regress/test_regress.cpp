@@ -169,7 +169,9 @@ TEMPLATE_TEST_CASE("regress: online_predictions equal a refit at every prefix", 
                    double) {
   using S = TestType;
   icl::Rng rng(6);
-  for (const auto& [n, d] : {std::pair{30, 6}, std::pair{9, 16}}) {
+  for (const auto& nd : {std::pair{30, 6}, std::pair{9, 16}}) {
+    // Plain variables, not a structured binding: Clang 14 cannot capture bindings in lambdas.
+    const int n = nd.first, d = nd.second;
     const auto X = gaussian<S>(n, d, rng);
     const auto y = gaussian<S>(n, 1, rng).col(0).eval();
     auto check = [&](const auto& algo) {
