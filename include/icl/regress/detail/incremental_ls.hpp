@@ -1,9 +1,10 @@
 /// @file
 /// Incremental least squares by Givens row updates of a triangular factor, with a growing
-/// orthonormal basis of the row space for minimum-norm OLS (docs/regress.md §3, Eqs. (8)-(11)).
+/// orthonormal basis of the row space for minimum-norm OLS (docs/regress.md §2, Eqs. (8)-(12)).
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -13,17 +14,20 @@ namespace icl::regress::detail {
 
 /// Adds examples (x, y) one at a time and keeps the least-squares solution after every example.
 ///
-/// Ridge mode (lambda > 0): R is the d×d triangular factor of [X; √λ I], z = Qᵀ[y; 0] (Eq. (8)):
-/// each example is one sweep of d Givens rotations, O(d²).
+/// Full mode (ridge, lambda > 0): R is the d×d triangular factor of [√λ I; X], z = Qᵀ[0; y]
+/// (Eq. (8)): each example is one sweep of d Givens rotations, O(d²).
 ///
 /// Minimum-norm mode (lambda == 0): a basis U (d×r, orthonormal columns) of the span of the rows
 /// seen, grown by Gram-Schmidt with one re-orthogonalisation pass ("twice is enough"), and the
 /// r×r triangular factor R of the coordinates X·U (Eqs. (9)-(10)). A new row x has coordinates
-/// c = Uᵀx and residual v = x − Uc; if ‖v‖ > tol it adds the direction v/‖v‖ (rank grows, a new
-/// zero column of R), otherwise the residual is dropped (rank-deficient data). The row [c; ‖v‖]
-/// is then rotated into R. The min-norm solution is w = U R⁻¹ z (Eq. (11)): X·U has full column
-/// rank r, and any w component outside span(U) would add norm without changing the fit.
-/// Cost per example O(d·r + r²) <= O(d²), memory O(d²).
+/// c = Uᵀx and residual v = x − Uc; if ‖v‖ > tol (Eq. (12)) it adds the direction v/‖v‖ (rank
+/// grows, a new zero column of R), otherwise the residual is dropped (rank-deficient data). The
+/// row [c; ‖v‖] is then rotated into R. The min-norm solution is w = U R⁻¹ z (Eq. (11)). Once
+/// r = d, U is square: the factor is carried back to the original coordinates once (the rows of
+/// R·Uᵀ rotated into a fresh factor, O(d³) once, Eq. (11b)) and the solver continues in full mode
+/// without U. Cost per example O(d²), memory O(d²).
+///
+/// R is stored transposed (L = Rᵀ, column-major) so that a row of R is contiguous.
 template <class S>
 class IncrementalLs {
  public:
@@ -32,15 +36,9 @@ class IncrementalLs {
 
   /// d >= 1, lambda >= 0 (validated by the caller).
   IncrementalLs(Eigen::Index d, double lambda)
-      : d_(d),
-        ridge_(lambda > 0),
-        R_(Mat::Zero(d, d)),
-        z_(Vec::Zero(d)),
-        a_(d),
-        t_(Vec::Zero(d)),
-        w_(Vec::Zero(d)) {
-    if (ridge_) {
-      R_.diagonal().setConstant(static_cast<S>(std::sqrt(lambda)));
+      : d_(d), full_(lambda > 0), L_(Mat::Zero(d, d)), z_(Vec::Zero(d)), a_(d), w_(Vec::Zero(d)) {
+    if (full_) {
+      L_.diagonal().setConstant(static_cast<S>(std::sqrt(lambda)));
       r_ = d;
     } else {
       U_.setZero(d, d);
@@ -53,14 +51,13 @@ class IncrementalLs {
   template <class Derived>
   void add(const Eigen::MatrixBase<Derived>& x, S y) {
     ICL_ASSERT(x.size() == d_, "IncrementalLs::add: x has the wrong size");
-    if (ridge_) {
+    if (full_) {
       a_ = x.transpose();
-      rotate_in(r_, y);
+      rotate_in(d_, y);
       return;
     }
     const S xnorm = x.norm();
     max_row_norm_ = std::max(max_row_norm_, xnorm);
-    Eigen::Index r_new = r_;
     if (r_ > 0) {
       // Classical Gram-Schmidt, twice (Giraud et al. 2005: CGS2 keeps ‖I − UᵀU‖ = O(eps)).
       c_.head(r_).noalias() = U_.leftCols(r_).transpose() * x;
@@ -73,52 +70,72 @@ class IncrementalLs {
       v_ = x;
     }
     const S rho = v_.norm();
-    // Rank tolerance (docs/regress.md Eq. (12)): a residual below 16·d·eps·max‖x_j‖ is rounding.
+    // Rank tolerance, Eq. (12): a residual below 16·d·eps·max‖x_j‖ is rounding.
     const S tol = S(16) * static_cast<S>(d_) * std::numeric_limits<S>::epsilon() * max_row_norm_;
-    if (r_ < d_ && rho > tol && rho > S(0)) {
-      U_.col(r_) = v_ / rho;
-      r_new = r_ + 1;
-    }
     a_.head(r_) = c_.head(r_);
-    if (r_new > r_) a_(r_) = rho;
-    r_ = r_new;
+    if (rho > tol && rho > S(0)) {
+      U_.col(r_) = v_ / rho;
+      a_(r_) = rho;
+      ++r_;
+    }
     rotate_in(r_, y);
+    if (r_ == d_) to_full();
   }
 
-  /// The current solution (d entries): w = U R⁻¹ z (min-norm) or R⁻¹ z (ridge). Zero before any
+  /// The current solution (d entries): w = U R⁻¹ z (min-norm) or R⁻¹ z (full). Zero before any
   /// example.
   const Vec& weights() {
     if (r_ == 0) {
       w_.setZero();
       return w_;
     }
-    t_.head(r_) = R_.topLeftCorner(r_, r_).template triangularView<Eigen::Upper>().solve(z_.head(r_));
-    if (ridge_) {
-      w_ = t_;
+    if (full_) {
+      back_substitute(w_);
     } else {
-      w_.noalias() = U_.leftCols(r_) * t_.head(r_);
+      back_substitute(a_);
+      w_.noalias() = U_.leftCols(r_) * a_.head(r_);
     }
     return w_;
   }
 
-  /// Numerical rank of the rows seen (d in ridge mode).
+  /// Numerical rank of the rows seen (d in full mode).
   Eigen::Index rank() const { return r_; }
 
  private:
+  // t(0..r-1) = R⁻¹ z with R = Lᵀ: t_k = (z_k − Σ_{j>k} L(j,k) t_j) / L(k,k), column k of L
+  // contiguous (Eq. (11)).
+  void back_substitute(Vec& t) const {
+    for (Eigen::Index k = r_ - 1; k >= 0; --k) {
+      const S* lk = L_.col(k).data();
+      S acc = z_(k);
+      for (Eigen::Index j = k + 1; j < r_; ++j) acc -= lk[j] * t(j);
+      t(k) = acc / lk[k];
+    }
+  }
+
+  // sqrt(a² + b²) without std::hypot's cost; falls back to it when the squares over/underflow.
+  static S hyp(S a, S b) {
+    const S h = std::sqrt(a * a + b * b);
+    if (h > std::numeric_limits<S>::min() * S(1e4) && h < std::numeric_limits<S>::max() / S(4)) return h;
+    return std::hypot(a, b);
+  }
+
   // One sweep of Givens rotations zeroing a_(0..r-1) against the rows of R (Eq. (8)); y rides
   // along in z. What is left of y is the residual of the new example and is dropped.
   void rotate_in(Eigen::Index r, S y) {
     for (Eigen::Index k = 0; k < r; ++k) {
       const S ak = a_(k);
       if (ak == S(0)) continue;
-      const S rkk = R_(k, k);
-      const S h = std::hypot(rkk, ak);
+      const S rkk = L_(k, k);
+      const S h = hyp(rkk, ak);
       const S c = rkk / h, s = ak / h;
-      R_(k, k) = h;
+      L_(k, k) = h;
+      S* lk = L_.col(k).data();
+      S* a = a_.data();
       for (Eigen::Index j = k + 1; j < r; ++j) {
-        const S rj = R_(k, j), aj = a_(j);
-        R_(k, j) = c * rj + s * aj;
-        a_(j) = c * aj - s * rj;
+        const S lj = lk[j], aj = a[j];
+        lk[j] = c * lj + s * aj;
+        a[j] = c * aj - s * lj;
       }
       const S zk = z_(k);
       z_(k) = c * zk + s * y;
@@ -126,12 +143,27 @@ class IncrementalLs {
     }
   }
 
+  // Eq. (11b): r = d, so min ‖R t − z‖ with w = U t is min ‖(R Uᵀ) w − z‖: rotate the rows of
+  // R·Uᵀ (the columns of U·L) with z into a fresh factor and drop U.
+  void to_full() {
+    const Mat M_t = U_ * L_;  // columns = rows of R·Uᵀ (L_ is zero above its diagonal)
+    const Vec z = z_;
+    L_.setZero();
+    z_.setZero();
+    full_ = true;
+    for (Eigen::Index k = 0; k < d_; ++k) {
+      a_.head(d_) = M_t.col(k);
+      rotate_in(d_, z(k));
+    }
+    U_.resize(0, 0);
+  }
+
   Eigen::Index d_;
-  bool ridge_;
+  bool full_;
   Eigen::Index r_ = 0;
   S max_row_norm_ = S(0);
-  Mat R_;
-  Vec z_, a_, t_, w_;
+  Mat L_;
+  Vec z_, a_, w_;
   Mat U_;
   Vec c_, v_;
 };
