@@ -276,6 +276,46 @@ TEST_CASE("regress: online OLS on ill-conditioned X stays within d·κ·eps", "[
   }
 }
 
+// online_predictions of Ols/Ridge read the prediction off the rotation sweep (docs/regress.md
+// Eq. (11c)) instead of solving for w: check it at every prefix against fresh solves, across the
+// n < d -> n >= d transition, and the small-γ fallback (Ridge with a vanishing λ, where the
+// second example's γ ≈ √λ/‖x‖ is far below √eps).
+TEST_CASE("regress: online OLS/Ridge predictions (Eq. 11c) match fresh solves at every prefix",
+          "[regress][online][ols]") {
+  icl::Rng rng(10);
+  for (const int d : {4, 16, 32}) {
+    const int n = 200;
+    const auto X = gaussian<double>(n, d, rng);
+    const Eigen::VectorXd y =
+        X * gaussian<double>(d, 1, rng).col(0) + 0.5 * gaussian<double>(n, 1, rng).col(0);
+    const Eigen::VectorXd p_ols = rg::online_predictions(rg::Ols{}, X, y);
+    const Eigen::VectorXd p_ridge = rg::online_predictions(rg::Ridge{0.1}, X, y);
+    double worst_ols = 0, worst_ridge = 0;
+    for (int i = 1; i < n; i += (i < 2 * d ? 1 : 7)) {
+      const Eigen::MatrixXd Xi = X.topRows(i);
+      const Eigen::VectorXd w_ols = icl::test::svd_min_norm<double>(Xi, y.head(i));
+      const Eigen::MatrixXd A = Xi.transpose() * Xi + 0.1 * Eigen::MatrixXd::Identity(d, d);
+      const Eigen::VectorXd w_ridge = A.ldlt().solve(Xi.transpose() * y.head(i));
+      // error relative to the natural scale ‖x‖‖w‖ of a prediction (|xᵀw| may cancel to ~0)
+      const double xn = X.row(i).norm();
+      worst_ols = std::max(worst_ols, std::abs(p_ols(i) - X.row(i).dot(w_ols)) / (xn * w_ols.norm()));
+      worst_ridge =
+          std::max(worst_ridge, std::abs(p_ridge(i) - X.row(i).dot(w_ridge)) / (xn * w_ridge.norm()));
+    }
+    INFO("d = " << d << ": OLS " << worst_ols << ", Ridge " << worst_ridge);
+    CHECK(worst_ols <= 1e-10);  // the requirement of issue 3 (well-conditioned, double)
+    CHECK(worst_ridge <= 1e-10);
+  }
+  // small γ: Ridge{1e-20} on 6 examples in R^4 takes the fallback solve for examples 1..3
+  const auto X = gaussian<double>(6, 4, rng);
+  const Eigen::VectorXd y = gaussian<double>(6, 1, rng).col(0);
+  const Eigen::VectorXd p = rg::online_predictions(rg::Ridge{1e-20}, X, y);
+  const Eigen::VectorXd ref = rg::refit_predictions(rg::Ridge{1e-20}, X, y);
+  REQUIRE(p.allFinite());
+  // the interpolating prefixes (i <= 4) have κ(X_i) ≈ 10; both solvers err by O(κ·eps)
+  CHECK_THAT(p, IsCloseTo(ref, 1e-10, 1e-10));
+}
+
 TEST_CASE("regress: bad input names the argument", "[regress][errors]") {
   const Eigen::MatrixXd X = Eigen::MatrixXd::Ones(4, 3);
   const Eigen::VectorXd y = Eigen::VectorXd::Ones(4), y3 = Eigen::VectorXd::Ones(3);

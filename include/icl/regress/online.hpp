@@ -5,6 +5,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <type_traits>
 #include <vector>
 
 #include "icl/regress/algorithms.hpp"
@@ -106,7 +107,26 @@ detail::VecX<typename DX::Scalar> online_predictions(const A& algo, const Eigen:
   validate(algo, "online_predictions");
   detail::check_xy(X, y, "online_predictions");
   detail::VecX<S> p(X.rows());
-  if constexpr (is_linear_v<A>) {
+  if constexpr (std::is_same_v<A, Ols> || std::is_same_v<A, Ridge>) {
+    // Eq. (11c): in full mode the prediction for example i comes out of the rotation sweep that
+    // adds it; otherwise (OLS below full rank, or a tiny γ) from the weights before adding it.
+    double lambda = 0;
+    if constexpr (std::is_same_v<A, Ridge>) lambda = algo.lambda;
+    detail::IncrementalLs<S> ls(X.cols(), lambda);
+    for (Eigen::Index i = 0; i < X.rows(); ++i) {
+      S pi = S(0);
+      if (i == 0) {
+        ls.add(X.row(i).transpose(), y(i));  // p(0) = 0 exactly (no examples: the prior mean)
+      } else if (!ls.full()) {
+        pi = X.row(i).dot(ls.weights());
+        ls.add(X.row(i).transpose(), y(i));
+      } else if (!ls.add_predict(X.row(i).transpose(), y(i), pi)) {
+        // γ too small (rare): the factor before example i is gone, so solve that prefix afresh.
+        pi = predict(algo, X.topRows(i), y.head(i), X.row(i))(0);
+      }
+      p(i) = pi;
+    }
+  } else if constexpr (is_linear_v<A>) {
     detail::online_visit<S>(algo, X, y,
                             [&](Eigen::Index i, const detail::VecX<S>& w) { p(i) = X.row(i).dot(w); });
   } else {

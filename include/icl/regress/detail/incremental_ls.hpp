@@ -36,9 +36,16 @@ class IncrementalLs {
 
   /// d >= 1, lambda >= 0 (validated by the caller).
   IncrementalLs(Eigen::Index d, double lambda)
-      : d_(d), full_(lambda > 0), L_(Mat::Zero(d, d)), z_(Vec::Zero(d)), a_(d), w_(Vec::Zero(d)) {
+      : d_(d),
+        full_(lambda > 0),
+        L_(Mat::Zero(d, d)),
+        z_(Vec::Zero(d)),
+        a_(d),
+        w_(Vec::Zero(d)),
+        dinv_(Vec::Zero(d)) {
     if (full_) {
       L_.diagonal().setConstant(static_cast<S>(std::sqrt(lambda)));
+      dinv_.setConstant(S(1) / static_cast<S>(std::sqrt(lambda)));
       r_ = d;
     } else {
       U_.setZero(d, d);
@@ -98,18 +105,43 @@ class IncrementalLs {
     return w_;
   }
 
+  /// Adds (x, y) and, in full mode (ridge, or OLS at full rank), returns in p the a-priori
+  /// prediction xᵀw of the solution BEFORE this example, read off the rotation sweep (Eq. (11c)):
+  /// the sweep leaves ỹ = γ·(y − xᵀw) with γ = Π_k c_k, so xᵀw = y − ỹ/γ with no solve. Returns
+  /// false (p untouched; the example is still added) in min-norm mode, or when γ is so small
+  /// (x dominates the factor by ~1/√eps) that ỹ/γ would amplify rounding: the caller then
+  /// predicts another way.
+  template <class Derived>
+  bool add_predict(const Eigen::MatrixBase<Derived>& x, S y, S& p) {
+    if (!full_) {
+      add(x, y);
+      return false;
+    }
+    ICL_ASSERT(x.size() == d_, "IncrementalLs::add_predict: x has the wrong size");
+    a_ = x.transpose();
+    S gamma = S(1);
+    const S y_left = rotate_in(d_, y, &gamma);
+    if (!(gamma >= min_gamma())) return false;
+    p = y - y_left / gamma;
+    return true;
+  }
+
+  /// True once the factor is in the original coordinates (ridge, or OLS at full rank).
+  bool full() const { return full_; }
+
   /// Numerical rank of the rows seen (d in full mode).
   Eigen::Index rank() const { return r_; }
 
  private:
   // t(0..r-1) = R⁻¹ z with R = Lᵀ: t_k = (z_k − Σ_{j>k} L(j,k) t_j) / L(k,k), column k of L
-  // contiguous (Eq. (11)).
+  // contiguous (Eq. (11)); 1 / L(k,k) is kept by the rotations (dinv_), so no division here.
   void back_substitute(Vec& t) const {
+    S* tp = t.data();
     for (Eigen::Index k = r_ - 1; k >= 0; --k) {
       const S* lk = L_.col(k).data();
       S acc = z_(k);
-      for (Eigen::Index j = k + 1; j < r_; ++j) acc -= lk[j] * t(j);
-      t(k) = acc / lk[k];
+      for (Eigen::Index j = k + 1; j < r_; ++j) acc -= lk[j] * tp[j];
+      tp[k] = acc * dinv_(k);
     }
   }
 
@@ -122,14 +154,18 @@ class IncrementalLs {
 
   // One sweep of Givens rotations zeroing a_(0..r-1) against the rows of R (Eq. (8)); y rides
   // along in z. What is left of y is the residual of the new example and is dropped.
-  void rotate_in(Eigen::Index r, S y) {
+  // gamma (optional) is multiplied by the cosines; returns what is left of y.
+  S rotate_in(Eigen::Index r, S y, S* gamma = nullptr) {
+    S g = S(1);
     for (Eigen::Index k = 0; k < r; ++k) {
       const S ak = a_(k);
       if (ak == S(0)) continue;
       const S rkk = L_(k, k);
       const S h = hyp(rkk, ak);
-      const S c = rkk / h, s = ak / h;
+      const S inv = S(1) / h;  // one division per rotation; it is also the new 1 / L(k,k)
+      const S c = rkk * inv, s = ak * inv;
       L_(k, k) = h;
+      dinv_(k) = inv;
       S* lk = L_.col(k).data();
       S* a = a_.data();
       for (Eigen::Index j = k + 1; j < r; ++j) {
@@ -140,7 +176,10 @@ class IncrementalLs {
       const S zk = z_(k);
       z_(k) = c * zk + s * y;
       y = c * y - s * zk;
+      g *= c;
     }
+    if (gamma) *gamma *= g;
+    return y;
   }
 
   // Eq. (11b): r = d, so min ‖R t − z‖ with w = U t is min ‖(R Uᵀ) w − z‖: rotate the rows of
@@ -155,8 +194,15 @@ class IncrementalLs {
       a_.head(d_) = M_t.col(k);
       rotate_in(d_, z(k));
     }
+    dinv_ = L_.diagonal().cwiseInverse();  // a skipped rotation (a_k = 0) left dinv_(k) stale
     U_.resize(0, 0);
   }
+
+  // Below γ = √eps the a-priori prediction of add_predict is not used. ỹ/γ multiplies the
+  // rounding of ỹ (≈ eps·‖[z; y]‖) by 1/γ = √(1 + ‖R⁻ᵀx‖²), the same factor a substitution
+  // xᵀR⁻¹z would suffer; for γ ≥ √eps that error stays ≤ √eps·‖[z; y]‖. Smaller γ means x
+  // dominates everything seen so far by a factor ≥ 1/√eps: rare, and the caller then solves.
+  static S min_gamma() { return std::sqrt(std::numeric_limits<S>::epsilon()); }
 
   Eigen::Index d_;
   bool full_;
@@ -164,6 +210,7 @@ class IncrementalLs {
   S max_row_norm_ = S(0);
   Mat L_;
   Vec z_, a_, w_;
+  Vec dinv_;  // 1 / L(k,k) for k < r
   Mat U_;
   Vec c_, v_;
 };
