@@ -1,0 +1,4 @@
+// verify: the chains in double for d = 4 (a translation unit of its own: see verify.hpp).
+#include "chains.hpp"
+
+template verify::Cell verify::run_chain<double, 4>(verify::ChainId, const verify::Settings&);

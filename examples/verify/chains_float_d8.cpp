@@ -1,0 +1,4 @@
+// verify: the chains in float for d = 8 (a translation unit of its own: see verify.hpp).
+#include "chains.hpp"
+
+template verify::Cell verify::run_chain<float, 8>(verify::ChainId, const verify::Settings&);
