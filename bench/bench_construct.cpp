@@ -1,0 +1,149 @@
+// Cost of the constructed transformers (double): one realised layer per primitive (at the ridge chain's
+// d = 8 width, H = 313, T = 81 tokens), and each chain for d in {2, 4, 8}, n in {1, 10, 40}, next to the
+// exact interpreter of the same program and the classical algorithm (icl::regress::online_predictions)
+// in the same run. Results: docs/constructions.md §8.
+#include <benchmark/benchmark.h>
+
+#include "icl/construct.hpp"
+#include "icl/data/task.hpp"
+#include "icl/regress.hpp"
+
+using namespace icl::construct;
+using Mat = Eigen::MatrixXd;
+using Vec = Eigen::VectorXd;
+
+namespace {
+
+// The one op of the d = 8 ridge chain (n = 40) whose kind is `kind`, as a one-op program on the same layout.
+Program<double> ridge_op(OpKind kind) {
+  const auto ch = ridge_chain<double>(8, 40, 0.5);
+  Program<double> p(ch.program.layout());
+  for (const auto& op : ch.program.ops()) {
+    if (op.kind != kind) continue;
+    switch (kind) {
+      case OpKind::mov:
+        p.mov(op.map, op.r, op.w);
+        break;
+      case OpKind::aff:
+        p.aff(op.r, op.s, op.w, op.W1, op.W2, op.bias);
+        break;
+      case OpKind::mul:
+        if (op.a == 8 && op.b == 8) p.mul(op.a, op.b, op.c, op.r, op.s, op.w);  // A⁻¹·x: the widest mul
+        break;
+      case OpKind::div:
+        p.div(op.r, op.c_row, op.w);
+        break;
+    }
+    if (p.size() == 1) break;
+  }
+  return p;
+}
+
+void layer(benchmark::State& st, OpKind kind) {
+  const auto p = ridge_op(kind);
+  const auto model = compile<double, 313, 408>(p, 81);
+  icl::Rng rng(1);
+  Mat h0(p.height(), 81);
+  for (Eigen::Index i = 0; i < h0.size(); ++i) h0.data()[i] = rng.normal();
+  const Eigen::Matrix<double, 313, Eigen::Dynamic> x = model.realisation().embed(h0);
+  for (auto _ : st) benchmark::DoNotOptimize(model.forward(x).data());
+  st.counters["mlp_width"] = model.resources().mlp_width;
+  // FLOPs the paper block performs (it does not know most of its weights are zero): 2 heads x
+  // (Q, K, V) H x H maps, scores and mixing 2·T²·H each, W^F (H x 2H), the MLP (F x H twice).
+  const double H = 313, T = 81, F = 408;
+  const double flops = 2 * 3 * 2 * H * H * T + 2 * 2 * 2 * T * T * H + 2 * H * 2 * H * T + 2 * 2 * F * H * T;
+  st.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The machine's double GEMM at the shapes of the layer (H x H times H x T, H x 2H times 2H x T): the
+// reference the layer's GFLOP/s compare with.
+void gemm_reference(benchmark::State& st) {
+  const int m = static_cast<int>(st.range(0)), k = static_cast<int>(st.range(1)), n = 81;
+  const Mat A = Mat::Random(m, k), B = Mat::Random(k, n);
+  Mat C(m, n);
+  for (auto _ : st) {
+    C.noalias() = A * B;
+    benchmark::DoNotOptimize(C.data());
+  }
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * k * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(gemm_reference)->Args({313, 313})->Args({313, 626})->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(layer, mov, OpKind::mov)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, aff, OpKind::aff)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, mul, OpKind::mul)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, div, OpKind::div)->Unit(benchmark::kMillisecond);
+
+// A task with a query: the transformer's tokens, and the same examples + query as a design for the
+// online protocol of icl::regress (the query's label is never used).
+template <int D>
+struct Input {
+  Eigen::Matrix<double, D + 1, Eigen::Dynamic> tokens;
+  Mat X;
+  Vec y;
+};
+template <int D>
+Input<D> input_for(int n) {
+  icl::Rng rng(2);
+  const auto task = icl::data::sample_task<double, D>({n}, rng);
+  const Eigen::Matrix<double, D, 1> xq = icl::data::sample_x<double, D>({n}, rng);
+  Input<D> in{icl::data::encode(task, xq), Mat(n + 1, D), Vec::Zero(n + 1)};
+  in.X.topRows(n) = task.X;
+  in.X.row(n) = xq.transpose();
+  in.y.head(n) = task.y;
+  return in;
+}
+
+enum class Mode { transformer, interpreter, classical };
+
+template <class Model, class Algo, int D>
+void run_chain(benchmark::State& st, Mode mode, const Model& model, const Algo& algo, const Input<D>& in) {
+  for (auto _ : st) {
+    if (mode == Mode::transformer) benchmark::DoNotOptimize(model.predict(in.tokens).data());
+    if (mode == Mode::interpreter) benchmark::DoNotOptimize(model.predict_exact(in.tokens).data());
+    if (mode == Mode::classical)
+      benchmark::DoNotOptimize(icl::regress::online_predictions(algo, in.X, in.y).data());
+  }
+  st.counters["layers"] = model.resources().layers;
+  st.counters["H"] = model.resources().residual_width;
+}
+
+template <int D>
+void sgd(benchmark::State& st, Mode mode) {
+  const int n = static_cast<int>(st.range(0));
+  run_chain(st, mode, gd_transformer<double, D>(n, 0.05, 0.1), icl::regress::Sgd{0.05, 0.1}, input_for<D>(n));
+}
+
+template <int D>
+void ridge(benchmark::State& st, Mode mode) {
+  const int n = static_cast<int>(st.range(0));
+  run_chain(st, mode, ridge_transformer<double, D>(n, 0.5), icl::regress::Ridge{0.5}, input_for<D>(n));
+}
+
+// BENCHMARK_CAPTURE names a variable after its function: wrap each fn<D> in a plain function first.
+#define ICL_CHAIN_BENCH(fn, D)                                   \
+  void fn##_d##D(benchmark::State& st, Mode m) { fn<D>(st, m); } \
+  BENCHMARK_CAPTURE(fn##_d##D, transformer, Mode::transformer)   \
+      ->Arg(1)                                                   \
+      ->Arg(10)                                                  \
+      ->Arg(40)                                                  \
+      ->Unit(benchmark::kMillisecond);                           \
+  BENCHMARK_CAPTURE(fn##_d##D, interpreter, Mode::interpreter)   \
+      ->Arg(1)                                                   \
+      ->Arg(10)                                                  \
+      ->Arg(40)                                                  \
+      ->Unit(benchmark::kMillisecond);                           \
+  BENCHMARK_CAPTURE(fn##_d##D, classical, Mode::classical)       \
+      ->Arg(1)                                                   \
+      ->Arg(10)                                                  \
+      ->Arg(40)                                                  \
+      ->Unit(benchmark::kMicrosecond);
+
+ICL_CHAIN_BENCH(sgd, 2)
+ICL_CHAIN_BENCH(sgd, 4)
+ICL_CHAIN_BENCH(sgd, 8)
+ICL_CHAIN_BENCH(ridge, 2)
+ICL_CHAIN_BENCH(ridge, 4)
+ICL_CHAIN_BENCH(ridge, 8)
+
+}  // namespace
