@@ -1,4 +1,5 @@
-// The four chains at the exact level vs closed forms and icl::regress (online SGD / ridge), and the paper's typos.
+// The four chains at the exact level vs closed forms and icl::regress (online SGD / ridge), and the
+// paper's typos.
 #include <catch2/catch.hpp>
 
 #include "icl/construct.hpp"
@@ -132,7 +133,8 @@ TEST_CASE("each paper typo in the recipe is a typo: printed fails, corrected pas
   CHECK_NOTHROW(q.mul(1, d, 1, a, b, RowRange::row(out.begin)));     // corrected size: accepted
 }
 
-TEST_CASE("online SGD and ridge chains match icl::regress online_predictions, d in {1,4,8}, n in {1,5,20,40}", "[construct]") {
+TEST_CASE("online SGD and ridge chains match icl::regress online_predictions, d in {1,4,8}, n in {1,5,20,40}",
+          "[construct]") {
   for (int n : {1, 5, 20, 40}) {
     check_online_chains<1>(n);
     check_online_chains<4>(n);

@@ -158,7 +158,8 @@ TEST_CASE("realised Theorem 1 and Theorem 2 chains (d = 4) match the closed form
   }
 }
 
-TEST_CASE("realised SGD and ridge chains match icl::regress online SGD / ridge at d = 8 (double)", "[construct]") {
+TEST_CASE("realised SGD and ridge chains match icl::regress online SGD / ridge at d = 8 (double)",
+          "[construct]") {
 #ifdef NDEBUG
   const int n = 40, draws = 1;
 #else
