@@ -5,11 +5,12 @@
 // double, and prints one table: chain, layers, residual width, MLP width, heads, the max abs error against
 // the classical algorithm (icl::regress in long double, on the same inputs), and build + evaluation time.
 //
-//   verify [--n N] [--draws K] [--sweeps]
-//     --n N      examples of the SGD / ridge chains (default 10; 1..200)
-//     --draws K  random tasks per cell (default 2; 1..100)
-//     --sweeps   also print the per-primitive error-law tables and the chain-error tables vs d and n
-//                of docs/constructions.md (a few minutes)
+//   verify [--n N] [--draws K] [--primitives] [--sweeps]
+//     --n N         examples of the SGD / ridge chains (default 10; 1..200)
+//     --draws K     random tasks per cell (default 2; 1..100)
+//     --primitives  also print the per-primitive error-law tables of docs/constructions.md (seconds)
+//     --sweeps      the primitive tables and the chain-error tables vs d, n and the scalar type
+//                   (about 15 minutes: long double ridge at n = 40 dominates)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -123,7 +124,7 @@ void chain_sweeps(Settings s) {
 
 int main(int argc, char** argv) {
   Settings s;
-  bool sweeps = false;
+  bool sweeps = false, primitives = false;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--n") && has_value) {
@@ -131,21 +132,21 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "--draws") && has_value) {
       s.draws = parse_int("--draws", argv[++i], 1, 100);
     } else if (!std::strcmp(argv[i], "--sweeps")) {
-      sweeps = true;
+      sweeps = primitives = true;
+    } else if (!std::strcmp(argv[i], "--primitives")) {
+      primitives = true;
     } else {
-      std::fprintf(
-          stderr,
-          "verify: unknown or incomplete argument '%s'\nusage: verify [--n N] [--draws K] [--sweeps]\n",
-          argv[i]);
+      std::fprintf(stderr,
+                   "verify: unknown or incomplete argument '%s'\nusage: verify [--n N] [--draws K] "
+                   "[--primitives] [--sweeps]\n",
+                   argv[i]);
       return 2;
     }
   }
   try {
     main_table(s);
-    if (sweeps) {
-      verify::primitive_sweeps();
-      chain_sweeps(s);
-    }
+    if (primitives) verify::primitive_sweeps();
+    if (sweeps) chain_sweeps(s);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "verify: %s\n", e.what());
     return 1;

@@ -2,6 +2,7 @@
 // a one-op program on a small layout, compiled into one paper block, run against the exact interpreter.
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "icl/construct.hpp"
 #include "verify.hpp"
@@ -32,14 +33,17 @@ Eigen::MatrixXd random_state(std::uint64_t seed, double cmin) {
 
 // Max abs error of the realised one-op program against the exact op over 5 random states. H = 22: 16
 // data rows + the realisation's ONE, RHO1, RHO2, PADP, PADM, ZERO rows; F = 48 >= any op's MLP width.
+// With `calibrated`, mul's operand hints are calibrated on the same states (calibrate_hints, as the chain
+// builders do); otherwise every hint is 1 (operands up to ~3-4 in magnitude).
 template <class S>
-double primitive_error(const Program<S>& p, const Constants& k, double cmin = 1) {
-  const auto model = compile<S, 22, 48>(p, 6, k);
+double primitive_error(const Program<S>& p, const Constants& k, double cmin = 1, bool calibrated = false) {
+  std::vector<Eigen::Matrix<S, -1, -1>> states;
+  for (std::uint64_t s = 0; s < 5; ++s) states.push_back(random_state(900 + s, cmin).cast<S>());
+  const auto model =
+      compile<S, 22, 48>(p, 6, k, calibrated ? calibrate_hints(p, states) : std::vector<OperandHint>{});
   double e = 0;
-  for (std::uint64_t s = 0; s < 5; ++s) {
-    const Eigen::Matrix<S, -1, -1> h0 = random_state(900 + s, cmin).cast<S>();
+  for (const auto& h0 : states)
     e = std::max(e, static_cast<double>((model.run(h0) - p.run(h0)).cwiseAbs().maxCoeff()));
-  }
   return e;
 }
 
@@ -57,9 +61,9 @@ Program<S> one_op(Op op) {
 template <class S>
 void defaults_row(const char* name) {
   const Constants k = Constants::defaults<S>();
-  std::printf("| %s | %g | %g | %d | %g | %.1e | %.1e | %.1e |\n", name, k.gamma, k.N, k.K, k.P,
-              primitive_error(one_op<S>(Op::mov), k), primitive_error(one_op<S>(Op::mul), k),
-              primitive_error(one_op<S>(Op::div), k));
+  std::printf("| %s | %g | %g | %d | %g | %.1e | %.1e | %.1e | %.1e |\n", name, k.gamma, k.N, k.K, k.P,
+              primitive_error(one_op<S>(Op::mov), k), primitive_error(one_op<S>(Op::mul), k, 1, true),
+              primitive_error(one_op<S>(Op::mul), k), primitive_error(one_op<S>(Op::div), k));
 }
 
 }  // namespace
@@ -106,7 +110,9 @@ void primitive_sweeps() {
     std::printf("| %g | %.1e |\n", c, primitive_error(one_op<double>(Op::div), k0, c));
 
   std::printf("\n### Table F: per-primitive errors of each scalar type at its defaults\n\n");
-  std::printf("| scalar | γ | N | K | P = M | mov | mul | div |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| scalar | γ | N | K | P = M | mov | mul (calibrated hints) | mul (hints 1) | div |\n"
+      "|---|---|---|---|---|---|---|---|---|\n");
   defaults_row<float>("float");
   defaults_row<double>("double");
   defaults_row<LD>("long double");
