@@ -55,6 +55,7 @@ VecLD classical(ChainId chain, const Settings& s, const icl::data::Task<S, D>& t
     case ChainId::sgd:
       return rg::online_predictions(rg::Sgd{s.lr, s.lambda_sgd}, X, y);
     case ChainId::ridge:
+    case ChainId::ridge_w:
       return rg::online_predictions(rg::Ridge{s.lambda_ridge}, X, y);
   }
   return {};
@@ -109,8 +110,11 @@ Cell run_chain(ChainId chain, const Settings& s) {
       const auto m = ct::gd_transformer<S, D>(s.n, s.lr, s.lambda_sgd);
       return detail::measure<S, D>(chain, s, s.n, m, detail::seconds_since(t0), w0);
     }
-    case ChainId::ridge: {
-      const auto m = ct::ridge_transformer<S, D>(s.n, s.lambda_ridge);
+    case ChainId::ridge:
+    case ChainId::ridge_w: {
+      ct::TransformerOptions o;
+      o.ridge_form = chain == ChainId::ridge_w ? ct::RidgeForm::w : ct::RidgeForm::moment;
+      const auto m = ct::ridge_transformer<S, D>(s.n, s.lambda_ridge, o);
       return detail::measure<S, D>(chain, s, s.n, m, detail::seconds_since(t0), w0);
     }
   }

@@ -1,8 +1,8 @@
 // verify: the paper's constructions (Akyürek et al. 2023, Lemma 1, Theorems 1-2) as real transformers.
 //
-// Builds every chain for d = 8 (Theorem 1 and Theorem 2 for one example, one-pass SGD and online ridge
-// for n examples) as a stack of paper decoder blocks, runs it on random tasks in float, double and long
-// double, and prints one table: chain, layers, residual width, MLP width, heads, the max abs error against
+// Builds every chain for d = 8 (Theorem 1 and Theorem 2 for one example; one-pass SGD and online ridge,
+// in the moment form and in the w-form, for n examples) as a stack of paper decoder blocks, runs it on
+// random tasks in float, double and long double, and prints one table: chain, layers, residual width, MLP width, heads, the max abs error against
 // the classical algorithm (icl::regress in long double, on the same inputs), and build + evaluation time.
 //
 //   verify [--n N] [--draws K] [--primitives] [--sweeps]
@@ -24,7 +24,7 @@ using verify::Cell;
 using verify::ChainId;
 using verify::Settings;
 
-constexpr ChainId kChains[] = {ChainId::thm1, ChainId::thm2, ChainId::sgd, ChainId::ridge};
+constexpr ChainId kChains[] = {ChainId::thm1, ChainId::thm2, ChainId::sgd, ChainId::ridge, ChainId::ridge_w};
 
 int parse_int(const char* flag, const char* text, int lo, int hi) {
   char* end = nullptr;
@@ -38,7 +38,7 @@ int parse_int(const char* flag, const char* text, int lo, int hi) {
 
 std::string label(ChainId c, const Settings& s) {
   std::string name = verify::chain_name(c);
-  if (c == ChainId::sgd || c == ChainId::ridge) name += " n=" + std::to_string(s.n);
+  if (c == ChainId::sgd || c == ChainId::ridge || c == ChainId::ridge_w) name += " n=" + std::to_string(s.n);
   return name;
 }
 
@@ -86,7 +86,7 @@ void chain_sweeps(Settings s) {
       "\n### Table G: multi-example chains, realised (double, max over all n+1 predictions of %d tasks)\n\n",
       s.draws);
   std::printf("| chain | n=1 | 5 | 10 | 20 | 40 | max |p| at n=40 |\n|---|---|---|---|---|---|---|\n");
-  for (const ChainId c : {ChainId::sgd, ChainId::ridge})
+  for (const ChainId c : {ChainId::sgd, ChainId::ridge, ChainId::ridge_w})
     for (const int d : {2, 4, 8}) {
       std::printf("| %s d=%d |", verify::chain_name(c), d);
       double pmax = 0;
@@ -105,7 +105,7 @@ void chain_sweeps(Settings s) {
   std::printf("\n### Table H: d = 8 chains vs n in float, double and long double (max over %d tasks)\n\n",
               s.draws);
   std::printf("| chain | scalar | n=1 | 5 | 10 | 20 | 40 |\n|---|---|---|---|---|---|---|\n");
-  for (const ChainId c : {ChainId::sgd, ChainId::ridge})
+  for (const ChainId c : {ChainId::sgd, ChainId::ridge, ChainId::ridge_w})
     for (int t = 0; t < 3; ++t) {
       std::printf("| %s | %s |", verify::chain_name(c), t == 0 ? "float" : t == 1 ? "double" : "long double");
       for (const int n : ns) {

@@ -9,8 +9,8 @@
 
 namespace verify {
 
-/// The four chains of docs/constructions.md §3.
-enum class ChainId { thm1, thm2, sgd, ridge };
+/// The chains of docs/constructions.md §3 and the w-form ridge of §4.4.
+enum class ChainId { thm1, thm2, sgd, ridge, ridge_w };
 inline const char* chain_name(ChainId c) {
   switch (c) {
     case ChainId::thm1:
@@ -21,6 +21,8 @@ inline const char* chain_name(ChainId c) {
       return "SGD";
     case ChainId::ridge:
       return "ridge (S-M)";
+    case ChainId::ridge_w:
+      return "ridge (w-form)";
   }
   return "?";
 }

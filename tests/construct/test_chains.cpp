@@ -31,8 +31,11 @@ void check_online_chains(int n) {
   const double lr = 0.05, lambda_sgd = 0.1, lambda = 0.5;
   const auto sgd = sgd_chain<double>(D, n, lr, lambda_sgd);
   const auto ridge = ridge_chain<double>(D, n, lambda);
+  const auto ridge_w = ridge_w_chain<double>(D, n, lambda);
   CHECK(sgd.program.size() == static_cast<std::size_t>(5 * n + 3));
   CHECK(ridge.program.size() == static_cast<std::size_t>(9 * n + 5));
+  CHECK(ridge_w.program.size() == static_cast<std::size_t>(12 * n + 4));
+  CHECK(ridge_w.program.height() == ridge.program.height());  // same rows: same transformer type
   CHECK(sgd.program.height() == 4 + 5 * D);
   CHECK(ridge.program.height() == 3 + 6 * D + 4 * D * D);
   for (int draw = 0; draw < 3; ++draw) {
@@ -41,6 +44,7 @@ void check_online_chains(int n) {
     const auto tokens = icl::data::encode(task, xq);
     const Vec ps = read_x_tokens(sgd, sgd.program.run(sgd.program.embed(tokens)));
     const Vec pr = read_x_tokens(ridge, ridge.program.run(ridge.program.embed(tokens)));
+    const Vec pw = read_x_tokens(ridge_w, ridge_w.program.run(ridge_w.program.embed(tokens)));
     const Vec os = icl::test::sgd_online_oracle<double>(task.X, task.y, xq, lr, lambda_sgd);
     const Vec orr = icl::test::ridge_online_oracle<double>(task.X, task.y, xq, lambda);
     INFO("d = " << D << ", n = " << n);
@@ -48,8 +52,10 @@ void check_online_chains(int n) {
     // 11)
     CHECK(icl::test::max_abs_diff(ps, os) <= 1e-12);
     CHECK(icl::test::max_abs_diff(pr, orr) <= 1e-12);
+    CHECK(icl::test::max_abs_diff(pw, orr) <= 1e-12);  // measured <= 6.7e-15 (d <= 8, n <= 40)
     CHECK(ps(0) == 0.0);  // no examples: the prior mean, exactly (XE(0) = x1 − x1 = 0)
     CHECK(pr(0) == 0.0);
+    CHECK(pw(0) == 0.0);
   }
 }
 

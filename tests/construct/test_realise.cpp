@@ -167,8 +167,12 @@ TEST_CASE("realised SGD and ridge chains match icl::regress online SGD / ridge a
 #endif
   const auto gd = gd_transformer<double, 8>(n, 0.05, 0.1);
   const auto ridge = ridge_transformer<double, 8>(n, 0.5);
+  TransformerOptions w_form;
+  w_form.ridge_form = RidgeForm::w;
+  const auto ridge_w = ridge_transformer<double, 8>(n, 0.5, w_form);
   CHECK(gd.resources().layers == 5 * n + 3);
   CHECK(ridge.resources().layers == 9 * n + 5);
+  CHECK(ridge_w.resources().layers == 12 * n + 4);
   CHECK(gd.resources().residual_width == 50);
   CHECK(ridge.resources().residual_width == 313);
   CHECK(gd.resources().mlp_width == 72);
@@ -188,6 +192,8 @@ TEST_CASE("realised SGD and ridge chains match icl::regress online SGD / ridge a
     CHECK(icl::test::max_abs_diff(pr, orr) <= 1e-8);
     // the exact interpreter of the same program is at rounding level
     CHECK(icl::test::max_abs_diff(gd.predict_exact(tok), og) <= 1e-12);
+    // the w-form (recursive least squares) ridge chain, same model type: docs/constructions.md §4.4
+    CHECK(icl::test::max_abs_diff(ridge_w.predict(tok), orr) <= 1e-8);
     // fewer examples than built for: still the online predictions (every op is causal)
     const auto tok3 =
         icl::data::encode(icl::data::Task<double, 8>{task.X.topRows(3), task.y.head(3), task.w}, xq);
@@ -205,6 +211,9 @@ TEST_CASE("constructed transformers reject bad input with clear errors", "[const
   CHECK_THROWS_WITH(gd.predict(Mat::Zero(10, 3)), Catch::Contains("expected D+1 = 9 rows"));
   CHECK_THROWS_AS((ridge_transformer<double, 8>(2, 0.0)), icl::InvalidArgument);
   CHECK_THROWS_AS((ridge_transformer<double, 8>(2, -1.0)), icl::InvalidArgument);
+  TransformerOptions w_form;
+  w_form.ridge_form = RidgeForm::w;
+  CHECK_THROWS_WITH((ridge_transformer<double, 8>(2, 0.0, w_form)), Catch::Contains("lambda: expected > 0"));
   CHECK_THROWS_AS((gd_transformer<double, 8>(0, 0.1, 0.0)), icl::InvalidArgument);
   TransformerOptions opt;
   opt.constants = Constants{};

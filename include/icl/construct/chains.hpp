@@ -181,4 +181,50 @@ Chain<S> ridge_chain(int d, int n, double lambda) {
   return {std::move(p), {P.begin, -1}, "ridge"};
 }
 
+/// Online ridge in the w-form (recursive least squares; recipe §7, docs/constructions.md §4.4): the same
+/// rows as ridge_chain (H = 3+6d+4d²; W and WO take the places of the moments B and BO, G that of TY),
+/// 12n+4 ops. The state carried from column to column is (A_j⁻¹, w_j) instead of (A_j⁻¹, b_j):
+/// w_{j+1} = w_j + A_j⁻¹x_j (y_j − w_jᵀx_j) / (1 + x_jᵀA_j⁻¹x_j), the Sherman–Morrison gain times the
+/// a-priori residual, so the prediction w_iᵀx_i never multiplies A⁻¹ (and its rounding) by a moment
+/// vector that grows with n. Every x-token column i holds x_iᵀ(λI + X_{<i}ᵀX_{<i})⁻¹X_{<i}ᵀY_{<i} in P.
+template <class S>
+Chain<S> ridge_w_chain(int d, int n, double lambda) {
+  detail::check_dim(d, "ridge_w_chain");
+  ICL_CHECK_ARG(n >= 1, "ridge_w_chain: n: expected >= 1, got ", n);
+  detail::check_finite_param(lambda, "ridge_w_chain", "lambda");
+  ICL_CHECK_ARG(lambda > 0, "ridge_w_chain: lambda: expected > 0, got ", lambda);
+  using M = detail::DMat<S>;
+  using V = detail::DVec<S>;
+  Layout L;
+  const RowRange y = L.add("y", 1), x = L.add("x", d), XE = L.add("XE", d), AI = L.add("AI", d * d),
+                 W = L.add("W", d), U = L.add("U", d), Sc = L.add("S", 1), OU = L.add("OU", d * d),
+                 R = L.add("R", d * d), AO = L.add("AO", d * d), WO = L.add("WO", d), G = L.add("G", d),
+                 P = L.add("P", 1);
+  const M I = M::Identity(d, d), Id2 = M::Identity(d * d, d * d), one = M::Ones(1, 1);
+  const RowRange state{AI.begin, W.end}, state_out{AO.begin, WO.end}, K{R.begin, R.begin + d};
+  const V a0 = (M::Identity(d, d) / static_cast<S>(lambda)).reshaped();
+  Program<S> p(L);
+  p.mov(ColumnMap::relative(1), x, XE, "x of the previous column", "S1")
+      .aff(XE, x, XE, I, -I, V(), "x_j in y-columns, 0 in column 0", "S2")
+      .aff({}, {}, AI, M(), M(), a0, "A⁻¹ = I/λ", "S3");
+  for (int k = 0; k < n; ++k) {
+    p.mul(d, d, 1, AI, XE, U, "A_j⁻¹x_j", "W1")
+        .mul(1, d, 1, XE, U, Sc, "x_jᵀA_j⁻¹x_j", "W2")
+        .aff(Sc, {}, Sc, one, M(), V::Ones(1), "1 + x_jᵀA_j⁻¹x_j", "W3")
+        .mul(d, 1, d, U, U, OU, "UUᵀ", "W4")
+        .div(OU, Sc.begin, R, "UUᵀ/|S|", "W5")
+        .aff(AI, R, AO, Id2, -Id2, V(), "A_{j+1}⁻¹", "W6")
+        .mul(1, d, 1, W, XE, P, "w_jᵀx_j (scratch in P)", "W7")
+        .aff(y, P, P, one, -one, V(), "e_j = y_j − w_jᵀx_j", "W8")
+        .mul(d, 1, 1, U, P, G, "A_j⁻¹x_j e_j", "W9")
+        .div(G, Sc.begin, K, "gain · e_j", "W10")
+        .aff(W, K, WO, I, I, V(), "w_{j+1}", "W11");
+    if (k + 1 < n)
+      p.mov(ColumnMap::relative(2), state_out, state, "(A⁻¹, w) from the previous y-column", "W12");
+  }
+  p.mov(ColumnMap::relative(1), state_out, state, "(A_i⁻¹, w_i) in x-column i", "R1")
+      .mul(1, d, 1, W, x, P, "prediction w_iᵀx_i", "R2");
+  return {std::move(p), {P.begin, -1}, "ridge (w-form)"};
+}
+
 }  // namespace icl::construct

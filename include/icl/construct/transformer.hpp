@@ -20,13 +20,19 @@
 
 namespace icl::construct {
 
+/// Which online-ridge chain ridge_transformer builds: the Sherman–Morrison moment form of the recipe
+/// (state A⁻¹ and b = Xᵀy, prediction xᵀA⁻¹b; 9n+5 layers) or the w-form / recursive least squares
+/// (state A⁻¹ and w; 12n+4 layers; docs/constructions.md §4.4). Same rows, same model type.
+enum class RidgeForm { moment, w };
+
 /// Build options of the constructed transformers.
 struct TransformerOptions {
-  std::optional<Constants> constants;      ///< default: Constants::defaults<S>()
-  bool calibrate = true;                   ///< calibrate operand hints on sampled tasks (§4.5)
-  int calibration_draws = 16;              ///< tasks used for the calibration
-  std::uint64_t seed = 0x1c1;              ///< RNG seed of the calibration draws
-  data::TaskDistribution distribution{0};  ///< task distribution of the calibration (n is overridden)
+  std::optional<Constants> constants;        ///< default: Constants::defaults<S>()
+  bool calibrate = true;                     ///< calibrate operand hints on sampled tasks (§4.5)
+  int calibration_draws = 16;                ///< tasks used for the calibration
+  std::uint64_t seed = 0x1c1;                ///< RNG seed of the calibration draws
+  data::TaskDistribution distribution{0};    ///< task distribution of the calibration (n is overridden)
+  RidgeForm ridge_form = RidgeForm::moment;  ///< ridge_transformer only
 };
 
 /// Realised widths of the four chains (docs/constructions.md §5), for K <= 3.
@@ -257,11 +263,13 @@ GdTransformer<S, D> gd_transformer(int n_examples, double lr, double lambda,
 
 /// A transformer of paper blocks whose prediction at every x-token column equals online ridge regression
 /// x_iᵀ(λI + X_{<i}ᵀX_{<i})⁻¹X_{<i}ᵀY_{<i} (icl::regress::Ridge{lambda}), by Sherman–Morrison updates, for up
-/// to n_examples examples plus a query. 9n+5 layers, H = 9+6D+4D², F = 3(2D²+D). lambda > 0.
+/// to n_examples examples plus a query. 9n+5 layers (12n+4 with opt.ridge_form = RidgeForm::w),
+/// H = 9+6D+4D², F = 3(2D²+D). lambda > 0.
 template <class S, int D>
 RidgeTransformer<S, D> ridge_transformer(int n_examples, double lambda, const TransformerOptions& opt = {}) {
   static_assert(D >= 1, "icl::construct::ridge_transformer: the input dimension D must be at least 1");
-  auto chain = ridge_chain<S>(D, n_examples, lambda);
+  auto chain = opt.ridge_form == RidgeForm::w ? ridge_w_chain<S>(D, n_examples, lambda)
+                                              : ridge_chain<S>(D, n_examples, lambda);
   auto real = detail::realise_chain<S, D>(chain, n_examples, opt);
   return RidgeTransformer<S, D>(std::move(chain), std::move(real));
 }
