@@ -2,8 +2,9 @@
 //
 // Builds every chain for d = 8 (Theorem 1 and Theorem 2 for one example; one-pass SGD and online ridge,
 // in the moment form and in the w-form, for n examples) as a stack of paper decoder blocks, runs it on
-// random tasks in float, double and long double, and prints one table: chain, layers, residual width, MLP width, heads, the max abs error against
-// the classical algorithm (icl::regress in long double, on the same inputs), and build + evaluation time.
+// random tasks in float, double and long double, and prints one table: chain, layers, residual width, MLP
+// width, heads, the max abs error against the classical algorithm (icl::regress in long double, on the same
+// inputs), and build + evaluation time.
 //
 //   verify [--n N] [--draws K] [--primitives] [--sweeps]
 //     --n N         examples of the SGD / ridge chains (default 10; 1..200)
