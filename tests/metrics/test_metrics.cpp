@@ -9,17 +9,12 @@
 #include "icl/regress.hpp"
 #include "regress/reference.hpp"
 #include "support/approx.hpp"
+#include "support/throws.hpp"
 
 using icl::test::gaussian;
 using icl::test::IsCloseTo;
 namespace mt = icl::metrics;
 namespace rg = icl::regress;
-
-#define CHECK_INVALID(expr, substr)                   \
-  do {                                                \
-    CHECK_THROWS_AS(expr, icl::InvalidArgument);      \
-    CHECK_THROWS_WITH(expr, Catch::Contains(substr)); \
-  } while (false)
 
 TEMPLATE_TEST_CASE("metrics: spd, mspd, ilwd and per_dim match their formulas", "[metrics][spd]", float,
                    double) {

@@ -6,18 +6,12 @@
 #include "icl/regress.hpp"
 #include "regress/reference.hpp"
 #include "support/approx.hpp"
+#include "support/throws.hpp"
 
 using icl::test::gaussian;
 using icl::test::IsCloseTo;
 using icl::test::rel_err;
 namespace rg = icl::regress;
-
-// Throws icl::InvalidArgument whose message contains `substr` (the argument's name).
-#define CHECK_INVALID(expr, substr)                   \
-  do {                                                \
-    CHECK_THROWS_AS(expr, icl::InvalidArgument);      \
-    CHECK_THROWS_WITH(expr, Catch::Contains(substr)); \
-  } while (false)
 
 namespace {
 // Tolerance for well-conditioned (κ ≲ 1e2) problems of size ≤ 40: backward-stable solvers give
