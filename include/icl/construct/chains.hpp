@@ -141,23 +141,28 @@ Chain<S> sgd_chain(int d, int n, double lr, double lambda) {
   return {std::move(p), {P.begin, -1}, "SGD"};
 }
 
-/// Online ridge via Sherman–Morrison, moment form (docs/constructions.md §3.2): H = 3+6d+4d², 9n+5 ops.
-/// Every x-token column i holds x_iᵀ(λI + X_{<i}ᵀX_{<i})⁻¹X_{<i}ᵀY_{<i} in row P.
+namespace detail {
+
+/// Both online-ridge chains share their rows, set-up (S1–S3) and the Sherman–Morrison update of A⁻¹
+/// (B1–B6); they differ in the second half of the state: the moments b (B7, B8; prediction xᵀA⁻¹b) or
+/// the weights w (W7–W11; prediction wᵀx).
 template <class S>
-Chain<S> ridge_chain(int d, int n, double lambda) {
-  detail::check_dim(d, "ridge_chain");
-  ICL_CHECK_ARG(n >= 1, "ridge_chain: n: expected >= 1, got ", n);
-  detail::check_finite_param(lambda, "ridge_chain", "lambda");
-  ICL_CHECK_ARG(lambda > 0, "ridge_chain: lambda: expected > 0, got ", lambda);
-  using M = detail::DMat<S>;
-  using V = detail::DVec<S>;
+Chain<S> online_ridge_chain(int d, int n, double lambda, bool w_form) {
+  const char* fn = w_form ? "ridge_w_chain" : "ridge_chain";
+  check_dim(d, fn);
+  ICL_CHECK_ARG(n >= 1, fn, ": n: expected >= 1, got ", n);
+  check_finite_param(lambda, fn, "lambda");
+  ICL_CHECK_ARG(lambda > 0, fn, ": lambda: expected > 0, got ", lambda);
+  using M = DMat<S>;
+  using V = DVec<S>;
   Layout L;
+  // B/BO hold b or w, TY holds x_j y_j or the update of w (same rows, so the same model type)
   const RowRange y = L.add("y", 1), x = L.add("x", d), XE = L.add("XE", d), AI = L.add("AI", d * d),
-                 B = L.add("B", d), U = L.add("U", d), Sc = L.add("S", 1), OU = L.add("OU", d * d),
-                 R = L.add("R", d * d), AO = L.add("AO", d * d), BO = L.add("BO", d), TY = L.add("TY", d),
-                 P = L.add("P", 1);
-  const M I = M::Identity(d, d), Id2 = M::Identity(d * d, d * d);
-  const RowRange state{AI.begin, B.end}, state_out{AO.begin, BO.end};
+                 B = L.add(w_form ? "W" : "B", d), U = L.add("U", d), Sc = L.add("S", 1),
+                 OU = L.add("OU", d * d), R = L.add("R", d * d), AO = L.add("AO", d * d),
+                 BO = L.add(w_form ? "WO" : "BO", d), TY = L.add(w_form ? "G" : "TY", d), P = L.add("P", 1);
+  const M I = M::Identity(d, d), Id2 = M::Identity(d * d, d * d), one = M::Ones(1, 1);
+  const RowRange state{AI.begin, B.end}, state_out{AO.begin, BO.end}, K{R.begin, R.begin + d};
   const V a0 = (M::Identity(d, d) / static_cast<S>(lambda)).reshaped();
   Program<S> p(L);
   p.mov(ColumnMap::relative(1), x, XE, "x of the previous column", "S1")
@@ -166,19 +171,41 @@ Chain<S> ridge_chain(int d, int n, double lambda) {
   for (int k = 0; k < n; ++k) {
     p.mul(d, d, 1, AI, XE, U, "A_j⁻¹x_j", "B1")
         .mul(1, d, 1, XE, U, Sc, "x_jᵀA_j⁻¹x_j", "B2")
-        .aff(Sc, {}, Sc, M::Ones(1, 1), M(), V::Ones(1), "1 + x_jᵀA_j⁻¹x_j", "B3")
+        .aff(Sc, {}, Sc, one, M(), V::Ones(1), "1 + x_jᵀA_j⁻¹x_j", "B3")
         .mul(d, 1, d, U, U, OU, "UUᵀ", "B4")
         .div(OU, Sc.begin, R, "UUᵀ/|S|", "B5")
-        .aff(AI, R, AO, Id2, -Id2, V(), "A_{j+1}⁻¹", "B6")
-        .mul(d, 1, 1, XE, y, TY, "x_j y_j", "B7")
-        .aff(B, TY, BO, I, I, V(), "b_{j+1}", "B8");
+        .aff(AI, R, AO, Id2, -Id2, V(), "A_{j+1}⁻¹", "B6");
+    if (w_form)
+      p.mul(1, d, 1, B, XE, P, "w_jᵀx_j (scratch in P)", "W7")
+          .aff(y, P, P, one, -one, V(), "e_j = y_j − w_jᵀx_j", "W8")
+          .mul(d, 1, 1, U, P, TY, "A_j⁻¹x_j e_j", "W9")
+          .div(TY, Sc.begin, K, "gain · e_j", "W10")
+          .aff(B, K, BO, I, I, V(), "w_{j+1}", "W11");
+    else
+      p.mul(d, 1, 1, XE, y, TY, "x_j y_j", "B7").aff(B, TY, BO, I, I, V(), "b_{j+1}", "B8");
     if (k + 1 < n)
-      p.mov(ColumnMap::relative(2), state_out, state, "(A⁻¹, b) from the previous y-column", "B9");
+      p.mov(ColumnMap::relative(2), state_out, state,
+            w_form ? "(A⁻¹, w) from the previous y-column" : "(A⁻¹, b) from the previous y-column",
+            w_form ? "W12" : "B9");
+  }
+  if (w_form) {
+    p.mov(ColumnMap::relative(1), state_out, state, "(A_i⁻¹, w_i) in x-column i", "R1")
+        .mul(1, d, 1, B, x, P, "prediction w_iᵀx_i", "R2");
+    return {std::move(p), {P.begin, -1}, "ridge (w-form)"};
   }
   p.mov(ColumnMap::relative(1), state_out, state, "(A_i⁻¹, b_i) in x-column i", "R1")
       .mul(d, d, 1, AI, B, U, "w_i = A_i⁻¹b_i", "R2")
       .mul(1, d, 1, U, x, P, "prediction w_iᵀx_i", "R3");
   return {std::move(p), {P.begin, -1}, "ridge"};
+}
+
+}  // namespace detail
+
+/// Online ridge via Sherman–Morrison, moment form (docs/constructions.md §3.2): H = 3+6d+4d², 9n+5 ops.
+/// Every x-token column i holds x_iᵀ(λI + X_{<i}ᵀX_{<i})⁻¹X_{<i}ᵀY_{<i} in row P.
+template <class S>
+Chain<S> ridge_chain(int d, int n, double lambda) {
+  return detail::online_ridge_chain<S>(d, n, lambda, false);
 }
 
 /// Online ridge in the w-form (recursive least squares; recipe §7, docs/constructions.md §4.4): the same
@@ -189,42 +216,7 @@ Chain<S> ridge_chain(int d, int n, double lambda) {
 /// vector that grows with n. Every x-token column i holds x_iᵀ(λI + X_{<i}ᵀX_{<i})⁻¹X_{<i}ᵀY_{<i} in P.
 template <class S>
 Chain<S> ridge_w_chain(int d, int n, double lambda) {
-  detail::check_dim(d, "ridge_w_chain");
-  ICL_CHECK_ARG(n >= 1, "ridge_w_chain: n: expected >= 1, got ", n);
-  detail::check_finite_param(lambda, "ridge_w_chain", "lambda");
-  ICL_CHECK_ARG(lambda > 0, "ridge_w_chain: lambda: expected > 0, got ", lambda);
-  using M = detail::DMat<S>;
-  using V = detail::DVec<S>;
-  Layout L;
-  const RowRange y = L.add("y", 1), x = L.add("x", d), XE = L.add("XE", d), AI = L.add("AI", d * d),
-                 W = L.add("W", d), U = L.add("U", d), Sc = L.add("S", 1), OU = L.add("OU", d * d),
-                 R = L.add("R", d * d), AO = L.add("AO", d * d), WO = L.add("WO", d), G = L.add("G", d),
-                 P = L.add("P", 1);
-  const M I = M::Identity(d, d), Id2 = M::Identity(d * d, d * d), one = M::Ones(1, 1);
-  const RowRange state{AI.begin, W.end}, state_out{AO.begin, WO.end}, K{R.begin, R.begin + d};
-  const V a0 = (M::Identity(d, d) / static_cast<S>(lambda)).reshaped();
-  Program<S> p(L);
-  p.mov(ColumnMap::relative(1), x, XE, "x of the previous column", "S1")
-      .aff(XE, x, XE, I, -I, V(), "x_j in y-columns, 0 in column 0", "S2")
-      .aff({}, {}, AI, M(), M(), a0, "A⁻¹ = I/λ", "S3");
-  for (int k = 0; k < n; ++k) {
-    p.mul(d, d, 1, AI, XE, U, "A_j⁻¹x_j", "W1")
-        .mul(1, d, 1, XE, U, Sc, "x_jᵀA_j⁻¹x_j", "W2")
-        .aff(Sc, {}, Sc, one, M(), V::Ones(1), "1 + x_jᵀA_j⁻¹x_j", "W3")
-        .mul(d, 1, d, U, U, OU, "UUᵀ", "W4")
-        .div(OU, Sc.begin, R, "UUᵀ/|S|", "W5")
-        .aff(AI, R, AO, Id2, -Id2, V(), "A_{j+1}⁻¹", "W6")
-        .mul(1, d, 1, W, XE, P, "w_jᵀx_j (scratch in P)", "W7")
-        .aff(y, P, P, one, -one, V(), "e_j = y_j − w_jᵀx_j", "W8")
-        .mul(d, 1, 1, U, P, G, "A_j⁻¹x_j e_j", "W9")
-        .div(G, Sc.begin, K, "gain · e_j", "W10")
-        .aff(W, K, WO, I, I, V(), "w_{j+1}", "W11");
-    if (k + 1 < n)
-      p.mov(ColumnMap::relative(2), state_out, state, "(A⁻¹, w) from the previous y-column", "W12");
-  }
-  p.mov(ColumnMap::relative(1), state_out, state, "(A_i⁻¹, w_i) in x-column i", "R1")
-      .mul(1, d, 1, W, x, P, "prediction w_iᵀx_i", "R2");
-  return {std::move(p), {P.begin, -1}, "ridge (w-form)"};
+  return detail::online_ridge_chain<S>(d, n, lambda, true);
 }
 
 }  // namespace icl::construct
