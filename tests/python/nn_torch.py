@@ -21,35 +21,7 @@ from torch import nn
 import torch.nn.functional as Fn
 
 
-def st_write(path, tensors):
-    """Minimal safetensors writer: {name: numpy array (float32/float64)}."""
-    header, blobs, off = {}, [], 0
-    for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
-        dt = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}[a.dtype]
-        raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def st_read(path):
-    """Minimal safetensors reader: 8-byte LE header length, JSON header, raw LE data."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, e in header.items():
-        dt = {"F32": "<f4", "F64": "<f8"}[e["dtype"]]
-        b, en = e["data_offsets"]
-        out[name] = np.frombuffer(data[8 + n + b:8 + n + en], dtype=dt).reshape(e["shape"])
-    return out, meta
+from safetensors_np import read as st_read, write as st_write  # shared with the other tests
 
 
 def causal_mask(T, dtype):

@@ -12,34 +12,7 @@ import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.neighbors import KNeighborsRegressor
 
-DT = {"F32": "<f4", "F64": "<f8"}
-
-
-def read(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    data = raw[8 + n:]
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, t in header.items():
-        b, e = t["data_offsets"]
-        out[name] = np.frombuffer(data[b:e], dtype=DT[t["dtype"]]).reshape(t["shape"])
-    return out, meta
-
-
-def write(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, arr in tensors.items():
-        blob = np.ascontiguousarray(arr, dtype="<f8").tobytes()
-        header[name] = {"dtype": "F64", "shape": list(arr.shape), "data_offsets": [off, off + len(blob)]}
-        blobs.append(blob)
-        off += len(blob)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+from safetensors_np import read, write  # shared with the other tests
 
 
 def inverse_square(dist):
