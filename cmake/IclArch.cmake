@@ -1,0 +1,51 @@
+# Target architecture of icl's own programs (benchmarks and examples), never of the library target
+# (an -march on icl::icl would leak into every consumer).
+#
+#   ICL_BENCH_ARCH     -march for the Google Benchmark programs. Default "native": a benchmark
+#                      measures the machine it runs on, and SSE2-only Eigen kernels are about half
+#                      as fast (docs/performance.md).
+#   ICL_EXAMPLES_ARCH  -march for the examples and experiment programs. Default "" (the compiler's
+#                      default, baseline x86-64 on Debian): portable binaries whose printed numbers
+#                      do not depend on the CPU. "native" makes training and experiments about 2x
+#                      faster on an AVX2/AVX-512 machine (docs/performance.md, "Build flags").
+#
+# Either may name any -march value (native, x86-64, x86-64-v3, x86-64-v4, ...). CI compiles the
+# benchmarks and the verify example for x86-64 and x86-64-v4 with warnings as errors, so that the
+# build passes on every CPU and not only on the one CI happens to run on (.ci/run, stage 2).
+set(ICL_BENCH_ARCH "native" CACHE STRING
+    "-march for icl's benchmark programs ('' = compiler default)")
+set(ICL_EXAMPLES_ARCH "" CACHE STRING
+    "-march for icl's examples and experiment programs ('' = compiler default; native = faster)")
+
+include(CheckCXXSourceCompiles)
+
+# icl_target_arch(<target> <march>): compile <target> for -march=<march> (nothing if empty).
+#
+# GCC 12 false positive, suppressed only where it fires: with AVX-512 enabled, GCC < 13 reports
+# -Wmaybe-uninitialized inside its own avx512fintrin.h (`__m512d __Y = __Y;`, the idiom the
+# intrinsics use for an undefined register), inlined from Eigen 3.4's AVX-512 GEMM packing
+# (Eigen/src/Core/arch/AVX512/PacketMath.h, ptranspose via gemm_pack_lhs): hundreds of errors
+# under -Werror in any program that multiplies matrices (GCC bug 105593, fixed in GCC 13). A
+# pragma around the Eigen include does not reach a warning emitted after inlining, so the
+# warning is switched off for that target only, only for GCC < 13, and only when the -march
+# enables AVX-512. icl's own code loses nothing: the same headers are compiled without -march by
+# the unit-test binary and the examples, where -Wmaybe-uninitialized stays an error.
+function(icl_target_arch target march)
+  if(march STREQUAL "" OR NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    return()
+  endif()
+  target_compile_options(${target} PRIVATE -march=${march})
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    string(MAKE_C_IDENTIFIER "ICL_MARCH_${march}_HAS_AVX512" var)
+    set(CMAKE_REQUIRED_FLAGS "-march=${march}")
+    set(CMAKE_REQUIRED_QUIET ON)
+    check_cxx_source_compiles("
+      #ifndef __AVX512F__
+      #error no AVX-512
+      #endif
+      int main() { return 0; }" ${var})
+    if(${var})
+      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+    endif()
+  endif()
+endfunction()
