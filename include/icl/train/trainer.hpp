@@ -228,6 +228,7 @@ class Trainer {
     st.put_scalar("train.total_steps", static_cast<double>(cfg_.steps));
     st.put_scalar("train.n", cfg_.task.n);
     save_rng(st, rng_, "train.rng");
+    for (const auto& [k, v] : model_.architecture()) st.metadata[k] = v;  // docs/io.md "Trained models"
     st.metadata["format"] = "icl.train.checkpoint";
     st.metadata["parameters"] = std::to_string(nn::parameter_count(params_));
     return st;
@@ -238,6 +239,7 @@ class Trainer {
   /// @throws IoError naming the tensor when the checkpoint belongs to another model shape;
   ///         InvalidArgument when the optimiser settings differ.
   void restore(const io::SafeTensors& st) {
+    check_architecture(st, model_.architecture(), "checkpoint");
     load_parameters(st, params_);
     load_state(st, opt_, "optim.");
     const double step = st.get_scalar("train.step");
