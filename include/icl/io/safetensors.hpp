@@ -33,6 +33,7 @@ static_assert(
 /// read and converted (docs/io.md).
 enum class DType { F32, F64, I64, F16, BF16 };
 
+/// The format's name of a dtype ("F32", "F64", "I64", "F16", "BF16").
 inline const char* dtype_name(DType t) {
   switch (t) {
     case DType::F32:
@@ -48,6 +49,7 @@ inline const char* dtype_name(DType t) {
   }
   return "?";
 }
+/// Bytes per element of a dtype.
 inline std::size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32:
@@ -93,8 +95,9 @@ constexpr DType dtype_of() {
 
 /// Shape and dtype of a stored tensor.
 struct TensorInfo {
-  DType dtype = DType::F64;
+  DType dtype = DType::F64;         ///< element type in the file
   std::vector<std::int64_t> shape;  ///< row-major dims; {} is a scalar
+  /// Number of elements (1 for a scalar).
   std::int64_t numel() const {
     std::int64_t n = 1;
     for (const auto d : shape) n *= d;
@@ -102,6 +105,7 @@ struct TensorInfo {
   }
 };
 
+/// A shape as text, e.g. "[2, 3]" (for error messages).
 inline std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -158,12 +162,15 @@ class SafeTensors {
   /// Stores a 0-d F64 scalar.
   void put_scalar(const std::string& name, double value) { put_raw(name, DType::F64, {}, &value); }
 
+  /// Whether a tensor named `name` is stored.
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  /// Names of the stored tensors, sorted.
   std::vector<std::string> names() const {
     std::vector<std::string> out;
     for (const auto& [k, v] : tensors_) out.push_back(k);
     return out;
   }
+  /// Dtype and shape of tensor `name`. @throws icl::IoError if there is none.
   const TensorInfo& info(const std::string& name) const { return entry(name).info; }
 
   /// Reads a 2-D tensor (or a 1-D one as n x 1) as a matrix of S. rows/cols >= 0 are checked.

@@ -77,6 +77,7 @@ inline void save_rng(io::SafeTensors& st, const Rng& rng, const std::string& nam
   st.put_scalar(name + ".has_spare", s.has_spare ? 1.0 : 0.0);
 }
 
+/// Restores an Rng state written by save_rng. @throws icl::IoError if the words are not 32-bit halves.
 inline void load_rng(const io::SafeTensors& st, Rng& rng, const std::string& name) {
   const Eigen::VectorXd h = st.get_vector<double>(name + ".words", 8);
   Rng::State s;
@@ -136,6 +137,7 @@ io::SafeTensors model_to_safetensors(const Model& model) {
   return st;
 }
 template <class Model>
+/// Writes model_to_safetensors(model) to `path`. @throws icl::IoError if it cannot be written.
 void save_model(const Model& model, const std::string& path) {
   model_to_safetensors(model).save(path);
 }
@@ -149,6 +151,7 @@ void load_model(Model& model, const io::SafeTensors& st, const std::string& cont
   load_parameters(st, model.parameters());
 }
 template <class Model>
+/// Reads `path` and loads it into `model` (see the overload above).
 void load_model(Model& model, const std::string& path) {
   load_model(model, io::SafeTensors::load(path), "model file '" + path + "'");
 }
