@@ -362,8 +362,12 @@ class ConstructedTransformer {
                    io::shape_string(sh), ", expected [pairs, 2]");
       const std::vector<double> v = st.get_nd(name);
       std::vector<std::pair<int, int>> pairs;
-      for (std::size_t i = 0; i + 1 < v.size(); i += 2)
+      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+        ICL_CHECK_IO(v[i] >= 0 && v[i] < L.max_columns && v[i + 1] >= 0 && v[i + 1] <= v[i], context,
+                     ": tensor '", name, "' pairs must be columns 0 <= source <= target < ", L.max_columns,
+                     ", got (", v[i], ", ", v[i + 1], ")");
         pairs.emplace_back(static_cast<int>(v[i]), static_cast<int>(v[i + 1]));
+      }
       L.tables.push_back(ColumnMap::table(std::move(pairs)));
     }
     Constants& k = r.constants;
