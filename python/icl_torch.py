@@ -178,9 +178,14 @@ class TrainedModel(nn.Module):
         self.read_out_w, self.read_out_b = t("read_out.weight"), t("read_out.bias")
 
     def forward(self, tokens):  # (B, T, d+1) -> (B, ceil(T/2))
+        if tokens.dim() != 3 or tokens.shape[-1] != self.d + 1:
+            raise ValueError(f"tokens: expected (B, T, {self.d + 1}), got {tuple(tokens.shape)}")
+        if tokens.shape[1] % 2 == 0:  # a trailing y-token changes no x-token output (causal): drop it, as C++ predict
+            tokens = tokens[:, :-1]
         T = tokens.shape[1]
-        if tokens.shape[-1] != self.d + 1 or T > self.max_tokens:
-            raise ValueError(f"tokens: expected (B, T <= {self.max_tokens}, {self.d + 1}), got {tuple(tokens.shape)}")
+        if T > self.max_tokens:
+            raise ValueError(f"tokens: {T} tokens need a model built for max_tokens >= {T}, this one has "
+                             f"{self.max_tokens} (n examples and a query: 2n + 1; n examples only: 2n - 1)")
         h = tokens.to(self.pos.dtype) @ self.read_in_w.t() + self.read_in_b + self.pos[:T]
         for blk in self.blocks:
             h = blk(h)
@@ -207,6 +212,8 @@ class ConstructedModel(nn.Module):
         self.row, self.column = int(meta["readout.row"]), int(meta["readout.column"])
 
     def forward(self, tokens):  # (B, T, d+1) -> (B, #x-tokens) or (B, 1)
+        if tokens.dim() != 3:
+            raise ValueError(f"tokens: expected (B, T, {self.d + 1}), got {tuple(tokens.shape)}")
         B, T, w = tokens.shape
         if w != self.d + 1 or T > self.max_tokens:
             raise ValueError(f"tokens: expected (B, T <= {self.max_tokens}, {self.d + 1}), got {tuple(tokens.shape)}")
