@@ -328,8 +328,8 @@ class ConstructedTransformer {
       const Eigen::VectorXd w = st.get_vector<double>("chain.w");
       spec.w.assign(w.data(), w.data() + w.size());
     }
+    Chain<S> chain = rebuild_chain(spec, context);  // first: a custom chain is reported as such
     ICL_CHECK_IO(spec.d == D, context, ": chain.d = ", spec.d, ", the model type has D = ", D);
-    Chain<S> chain = rebuild_chain(spec, context);
 
     Realisation<S> r;
     auto& L = r.layout;
