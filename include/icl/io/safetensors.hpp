@@ -1,7 +1,7 @@
 /// @file
-/// safetensors read/write: named float32/float64 tensors with shapes and string metadata, the
-/// format in which PyTorch and JAX users exchange weights. Format (huggingface/safetensors): an
-/// 8-byte little-endian header length N, N bytes of JSON
+/// safetensors read/write: named F32/F64 (and I64; F16/BF16 read) tensors with shapes and string metadata,
+/// the format in which PyTorch and JAX users exchange weights. Format (huggingface/safetensors): an 8-byte
+/// little-endian header length N, N bytes of JSON
 /// {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
 /// then the raw little-endian, row-major (C-order) data. See docs/io.md.
 #pragma once
