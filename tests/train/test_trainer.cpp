@@ -110,12 +110,12 @@ TEST_CASE("Trainer: a checkpoint of another model shape is refused with the tens
   SECTION("fewer layers") {
     Tiny s = make_model<Tiny>(1, 3);
     icl::train::Trainer<Tiny> ts(s, tiny_config(5));
-    CHECK_THROWS_WITH(ts.restore(st), Catch::Contains("blocks.1.") && Catch::Contains("not a parameter"));
+    CHECK_THROWS_WITH(ts.restore(st), Catch::Contains("layers = 2 in the file, 1 in the model type"));
   }
   SECTION("more layers") {
     Tiny s = make_model<Tiny>(3, 3);
     icl::train::Trainer<Tiny> ts(s, tiny_config(5));
-    CHECK_THROWS_WITH(ts.restore(st), Catch::Contains("blocks.2.") && Catch::Contains("missing"));
+    CHECK_THROWS_WITH(ts.restore(st), Catch::Contains("layers = 2 in the file, 3 in the model type"));
   }
   SECTION("not a checkpoint at all") {
     CHECK_THROWS_AS(ta.load_checkpoint("/nonexistent/icl_checkpoint.safetensors"), icl::IoError);

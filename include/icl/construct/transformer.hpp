@@ -4,10 +4,11 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <charconv>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "icl/core/rng.hpp"
 #include "icl/data/task.hpp"
 #include "icl/io/safetensors.hpp"
+#include "icl/nn/transformer.hpp"
 
 namespace icl::construct {
 
@@ -92,19 +94,19 @@ class CompiledProgram {
         else
           st.put(p.name, p.value_map());
       }
-    Eigen::Matrix<double, Eigen::Dynamic, 1> sched(static_cast<Eigen::Index>(real_.schedule.size()));
-    for (std::size_t l = 0; l < real_.schedule.size(); ++l)
-      sched(static_cast<Eigen::Index>(l)) = real_.schedule[l];
-    st.put("schedule", sched);
+    st.put_nd("schedule", {static_cast<std::int64_t>(real_.schedule.size())}, real_.schedule, io::DType::I64);
     const auto& L = real_.layout;
     const auto& k = real_.constants;
-    auto num = [](double v) {
-      std::ostringstream os;
-      os.precision(17);
-      os << v;
-      return os.str();
-    };
-    st.metadata = {{"format", "icl.construct.v1"},
+    auto num = [](double v) { return nn::detail::number_text(v); };
+    st.metadata = {{"format", "icl.construct"},
+                   {"format_version", std::to_string(nn::kModelFormatVersion)},
+                   {"scalar", nn::detail::scalar_name<S>()},
+                   {"stored_dtype", io::dtype_name(io::dtype_of<S>())},
+                   {"realised_mlp_width", std::to_string(real_.mlp_width)},
+                   {"height", std::to_string(L.height)},
+                   {"row_scr0", std::to_string(L.scr0)},
+                   {"n_scr", std::to_string(L.n_scr)},
+                   {"n_tables", std::to_string(L.tables.size())},
                    {"hidden", std::to_string(H)},
                    {"mlp_width", std::to_string(F)},
                    {"heads", "2"},
@@ -124,6 +126,15 @@ class CompiledProgram {
                    {"P", num(k.P)},
                    {"M", num(k.M)},
                    {"ln_eps", num(k.ln_eps)}};
+    for (std::size_t t = 0; t < L.tables.size(); ++t) {  // the table maps: (target, source) column pairs
+      std::vector<std::int64_t> pairs;
+      for (const auto& [tg, src] : L.tables[t].entries()) {
+        pairs.push_back(tg);
+        pairs.push_back(src);
+      }
+      st.put_nd("embed.table." + std::to_string(t), {static_cast<std::int64_t>(pairs.size() / 2), 2}, pairs,
+                io::DType::I64);
+    }
     return st;
   }
   /// Writes to_safetensors() to `path` (icl::IoError on failure).
@@ -142,6 +153,17 @@ CompiledProgram<S, H, F> compile(const Program<S>& program, int max_columns,
   return CompiledProgram<S, H, F>(realise(program, max_columns, constants, hints));
 }
 
+/// What a constructed model was built from; saved with it so that load() can rebuild the exact program
+/// (the interpreter behind predict_exact and chain()) next to the stored weights.
+struct ChainSpec {
+  std::string kind;       ///< "sgd", "ridge", "ridge_w", "theorem1", "theorem2"; "" = a custom chain
+  int d = 0;              ///< input dimension
+  int n = 0;              ///< examples the chain was built for (1 for Theorems 1 and 2)
+  double lr = 0;          ///< SGD / Theorem 1 step size α
+  double lambda = 0;      ///< ridge λ (or the weight decay of SGD / Theorem 1)
+  std::vector<double> w;  ///< Theorem 1's w (d entries)
+};
+
 /// A realised chain: an ordinary stack of paper decoder blocks (H rows, 2 heads, MLP width F; layers that
 /// realise the same op share weights), with fixed position rows in the embedding and the prediction read
 /// from one row at the x-token columns. predict(encode(task, x_query)) gives one prediction per x-token.
@@ -153,8 +175,8 @@ class ConstructedTransformer {
   using Tokens = data::Tokens<S, D>;
   using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;
 
-  ConstructedTransformer(Chain<S> chain, Realisation<S> realisation)
-      : chain_(std::move(chain)), model_(std::move(realisation)) {}
+  ConstructedTransformer(Chain<S> chain, Realisation<S> realisation, ChainSpec spec = {})
+      : chain_(std::move(chain)), model_(std::move(realisation)), spec_(std::move(spec)) {}
 
   /// Longest input (tokens) and most examples the model was built for.
   int max_tokens() const { return model_.realisation().layout.max_columns; }
@@ -195,6 +217,237 @@ class ConstructedTransformer {
   const Chain<S>& chain() const { return chain_; }
   const Realisation<S>& realisation() const { return model_.realisation(); }
   const CompiledProgram<S, H, F>& model() const { return model_; }
+  /// The chain's build parameters (kind "" for a model built from a custom chain).
+  const ChainSpec& spec() const { return spec_; }
+
+  /// The self-describing model file (docs/io.md "Constructed models", format_version 1): model().
+  /// to_safetensors() (the distinct paper blocks, the I64 schedule, layout and constants, the table
+  /// maps) plus the architecture keys (model = constructed, d, layers, hidden, heads, mlp, max_tokens,
+  /// final_norm), the block semantics (block.*), the chain (chain.*), the readout row and column
+  /// (readout.*), the embedding recipe (embed.*; the tensor embed.position, max_tokens x H, holds the
+  /// position rows added to column c) and the scalar (long double is stored as F64).
+  io::SafeTensors to_safetensors() const {
+    io::SafeTensors st = model_.to_safetensors();
+    const auto& L = model_.realisation().layout;
+    auto num = [](double v) { return nn::detail::number_text(v); };
+    const std::map<std::string, std::string> more = {
+        {"format", "icl.constructed"},
+        {"model", "constructed"},
+        {"d", std::to_string(D)},
+        {"mlp", std::to_string(F)},
+        {"max_tokens", std::to_string(L.max_columns)},
+        {"final_norm", "false"},
+        {"block.head_width", std::to_string(H)},
+        {"block.qkv_bias", "false"},
+        {"block.scores", "softmax"},
+        {"block.score_scale", "1"},
+        {"block.norm_affine", "false"},
+        {"block.norm_eps", num(model_.realisation().constants.ln_eps)},
+        {"block.activation", "gelu_erf"},
+        {"block.in_proj_layout", "[Wq_1; Wq_2; Wk_1; Wk_2; Wv_1; Wv_2], each H x H, no bias"},
+        {"chain.kind", spec_.kind.empty() ? "custom" : spec_.kind},
+        {"chain.name", chain_.name},
+        {"chain.d", std::to_string(spec_.d)},
+        {"chain.n", std::to_string(spec_.n)},
+        {"chain.lr", num(spec_.lr)},
+        {"chain.lambda", num(spec_.lambda)},
+        {"readout.row", std::to_string(chain_.readout.row)},
+        {"readout.column", std::to_string(chain_.readout.column)},
+        {"embed.token_rows", std::to_string(D + 1)},
+        {"embed.formula",
+         "h[:, c] = [token_c; 0] + embed.position[c, :]; position rows: row_one = 1, row_rho1 = c/Ts, "
+         "row_rho2 = (c/Ts)^2, row_tau0 + k = source_k(c)/Ts with Ts = max_tokens and source_k from "
+         "embed.table.<k> ((target, source) pairs; other columns read themselves)"}};
+    for (const auto& [k, v] : more) st.metadata[k] = v;
+    if (!spec_.w.empty())
+      st.put("chain.w",
+             Eigen::Map<const Eigen::VectorXd>(spec_.w.data(), static_cast<Eigen::Index>(spec_.w.size())),
+             io::dtype_of<S>());
+    // the position rows exactly as embed() adds them (in S)
+    const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> zero =
+        Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>::Zero(D + 1, L.max_columns);
+    st.put_matrix("embed.position", model_.realisation().embed(zero).transpose());
+    return st;
+  }
+  /// Writes to_safetensors() to `path`. @throws icl::IoError if it cannot be written.
+  void save(const std::string& path) const { to_safetensors().save(path); }
+
+  /// Reads a file written by save() into this model type, trusting the stored weights (nothing is
+  /// realised or calibrated again; the program behind predict_exact is rebuilt from chain.*).
+  /// @throws icl::IoError naming the key when the file is not a constructed model, was written before
+  ///         format_version 1, or was built for another type (d, hidden, mlp, heads) or an unknown chain.
+  static ConstructedTransformer from_safetensors(const io::SafeTensors& st,
+                                                 const std::string& context = "constructed model") {
+    const auto& md = st.metadata;
+    auto get = [&](const std::string& key) -> const std::string& {
+      const auto it = md.find(key);
+      ICL_CHECK_IO(it != md.end(), context, ": metadata '", key, "' is missing",
+                   key == "format_version"
+                       ? " (written before model-file format 1, icl 0.x, or not an icl model)"
+                       : "");
+      return it->second;
+    };
+    auto integer = [&](const std::string& key) {
+      const std::string& v = get(key);
+      long long out = 0;
+      const auto r = std::from_chars(v.data(), v.data() + v.size(), out);
+      ICL_CHECK_IO(r.ec == std::errc() && r.ptr == v.data() + v.size() && out >= -1 && out <= (1LL << 30),
+                   context, ": metadata '", key, "' = '", v, "' is not an integer in range");
+      return static_cast<int>(out);
+    };
+    auto real = [&](const std::string& key) {
+      const std::string& v = get(key);
+      double out = 0;
+      const auto r = std::from_chars(v.data(), v.data() + v.size(), out);
+      ICL_CHECK_IO(r.ec == std::errc() && r.ptr == v.data() + v.size(), context, ": metadata '", key, "' = '",
+                   v, "' is not a number");
+      return out;
+    };
+    ICL_CHECK_IO(get("format_version") == std::to_string(nn::kModelFormatVersion), context,
+                 ": format_version = ", get("format_version"), ", this icl reads version ",
+                 nn::kModelFormatVersion);
+    ICL_CHECK_IO(get("model") == "constructed", context, ": model = ", get("model"),
+                 ", expected a constructed model (load trained models with icl::train::load_model)");
+    auto expect = [&](const std::string& key, int want, const char* what) {
+      const int got = integer(key);
+      ICL_CHECK_IO(got == want, context, ": the file is for another model type: ", key, " = ", got,
+                   " in the file, ", want, " in the model type (", what, ")");
+    };
+    expect("d", D, "D");
+    expect("hidden", H, "H");
+    expect("mlp", F, "F");
+    expect("heads", 2, "heads");
+
+    ChainSpec spec;
+    spec.kind = get("chain.kind");
+    spec.d = integer("chain.d");
+    spec.n = integer("chain.n");
+    spec.lr = real("chain.lr");
+    spec.lambda = real("chain.lambda");
+    if (st.has("chain.w")) {
+      const Eigen::VectorXd w = st.get_vector<double>("chain.w");
+      spec.w.assign(w.data(), w.data() + w.size());
+    }
+    Chain<S> chain = rebuild_chain(spec, context);  // first: a custom chain is reported as such
+    ICL_CHECK_IO(spec.d == D, context, ": chain.d = ", spec.d, ", the model type has D = ", D);
+
+    Realisation<S> r;
+    auto& L = r.layout;
+    L.data_rows = integer("data_rows");
+    L.one = integer("row_one");
+    L.rho1 = integer("row_rho1");
+    L.rho2 = integer("row_rho2");
+    L.tau0 = integer("row_tau0");
+    L.pad_p = integer("row_pad_p");
+    L.pad_m = integer("row_pad_m");
+    L.zero = integer("row_zero");
+    L.scr0 = integer("row_scr0");
+    L.n_scr = integer("n_scr");
+    L.height = integer("height");
+    L.max_columns = integer("max_columns");
+    ICL_CHECK_IO(L.height == H && L.max_columns >= 1, context, ": height = ", L.height,
+                 " (the type has H = ", H, "), max_columns = ", L.max_columns);
+    for (const int row : {L.one, L.rho1, L.rho2, L.tau0, L.pad_p, L.pad_m, L.zero})
+      ICL_CHECK_IO(row >= 0 && row < H, context, ": a layout row (", row, ") is outside [0, ", H, ")");
+    ICL_CHECK_IO(L.data_rows >= D + 1 && L.data_rows <= H, context, ": data_rows = ", L.data_rows,
+                 " is outside [D+1, H]");
+    const int n_tables = integer("n_tables");
+    ICL_CHECK_IO(n_tables >= 0 && L.tau0 + n_tables <= H, context, ": n_tables = ", n_tables,
+                 " does not fit");
+    for (int t = 0; t < n_tables; ++t) {
+      const std::string name = "embed.table." + std::to_string(t);
+      ICL_CHECK_IO(st.has(name), context, ": tensor '", name, "' is missing");
+      const auto& sh = st.info(name).shape;
+      ICL_CHECK_IO(sh.size() == 2 && sh[1] == 2, context, ": tensor '", name, "' has shape ",
+                   io::shape_string(sh), ", expected [pairs, 2]");
+      const std::vector<double> v = st.get_nd(name);
+      std::vector<std::pair<int, int>> pairs;
+      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+        ICL_CHECK_IO(v[i] >= 0 && v[i] < L.max_columns && v[i + 1] >= 0 && v[i + 1] <= v[i], context,
+                     ": tensor '", name, "' pairs must be columns 0 <= source <= target < ", L.max_columns,
+                     ", got (", v[i], ", ", v[i + 1], ")");
+        pairs.emplace_back(static_cast<int>(v[i]), static_cast<int>(v[i + 1]));
+      }
+      L.tables.push_back(ColumnMap::table(std::move(pairs)));
+    }
+    Constants& k = r.constants;
+    k.gamma = real("gamma");
+    k.N = real("N");
+    k.K = integer("K");
+    k.P = real("P");
+    k.M = real("M");
+    k.ln_eps = real("ln_eps");
+    r.mlp_width = integer("realised_mlp_width");
+    ICL_CHECK_IO(r.mlp_width >= 0 && r.mlp_width <= F, context, ": realised_mlp_width = ", r.mlp_width,
+                 " exceeds the type's F = ", F);
+
+    const std::vector<double> sched = st.get_nd("schedule");
+    int n_blocks = 0;
+    while (st.has("blocks." + std::to_string(n_blocks) + ".linear1.weight")) ++n_blocks;
+    for (const double b : sched) {
+      ICL_CHECK_IO(b >= 0 && b < n_blocks && b == static_cast<double>(static_cast<int>(b)), context,
+                   ": schedule entry ", b, " is not one of the ", n_blocks, " stored blocks");
+      r.schedule.push_back(static_cast<int>(b));
+    }
+    ICL_CHECK_IO(integer("layers") == static_cast<int>(r.schedule.size()), context,
+                 ": layers = ", get("layers"), " but the schedule has ", r.schedule.size(), " entries");
+    for (int b = 0; b < n_blocks; ++b)
+      r.blocks.push_back(read_block(st, "blocks." + std::to_string(b) + ".", context));
+    Readout ro;
+    ro.row = integer("readout.row");
+    ro.column = integer("readout.column");
+    ICL_CHECK_IO(ro.row >= 0 && ro.row < H && ro.column >= -1, context, ": readout row ", ro.row,
+                 " / column ", ro.column, " out of range");
+    chain.readout = ro;
+    return ConstructedTransformer(std::move(chain), std::move(r), std::move(spec));
+  }
+  /// Reads `path` (see from_safetensors).
+  static ConstructedTransformer load(const std::string& path) {
+    return from_safetensors(io::SafeTensors::load(path), "constructed model '" + path + "'");
+  }
+
+ private:
+  static Chain<S> rebuild_chain(const ChainSpec& c, const std::string& context) {
+    if (c.kind == "sgd") return sgd_chain<S>(c.d, c.n, c.lr, c.lambda);
+    if (c.kind == "ridge") return ridge_chain<S>(c.d, c.n, c.lambda);
+    if (c.kind == "ridge_w") return ridge_w_chain<S>(c.d, c.n, c.lambda);
+    if (c.kind == "theorem2") return theorem2_chain<S>(c.d, c.lambda);
+    if (c.kind == "theorem1") {
+      ICL_CHECK_IO(static_cast<int>(c.w.size()) == c.d, context, ": chain.w has ", c.w.size(),
+                   " entries, expected d = ", c.d);
+      Eigen::Matrix<S, Eigen::Dynamic, 1> w(c.d);
+      for (int i = 0; i < c.d; ++i) w(i) = static_cast<S>(c.w[static_cast<std::size_t>(i)]);
+      return theorem1_chain<S>(c.d, w, c.lr, c.lambda);
+    }
+    icl::detail::raise<IoError>(context, ": chain.kind = '", c.kind,
+                                "' cannot be rebuilt (sgd, ridge, ridge_w, theorem1 or theorem2 expected)");
+  }
+
+  /// One stored paper block back as BlockWeights: query/key rows beyond the 2 position features must be
+  /// zero and the values the identity (the construction's block form), else the file is refused.
+  static BlockWeights<S> read_block(const io::SafeTensors& st, const std::string& p,
+                                    const std::string& context) {
+    using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+    const Matrix in = st.get<S>(p + "self_attn.in_proj_weight", 6 * H, H);
+    BlockWeights<S> w;
+    for (int j = 0; j < 2; ++j) {
+      const auto q = in.middleRows(j * H, H), kk = in.middleRows((2 + j) * H, H),
+                 v = in.middleRows((4 + j) * H, H);
+      ICL_CHECK_IO(q.bottomRows(H - 2).isZero(0) && kk.bottomRows(H - 2).isZero(0) && v.isIdentity(0),
+                   context, ": block '", p,
+                   "' is not of the constructed form (query/key rows beyond 2 must be zero, values "
+                   "the identity)");
+      w.wq[j] = q.topRows(2);
+      w.wk[j] = kk.topRows(2);
+    }
+    w.wf = st.get<S>(p + "self_attn.out_proj.weight", H, 2 * H);
+    w.bf = st.get_vector<S>(p + "self_attn.out_proj.bias", H);
+    w.w1 = st.get<S>(p + "linear1.weight", F, H);
+    w.b1 = st.get_vector<S>(p + "linear1.bias", F);
+    w.w2 = st.get<S>(p + "linear2.weight", H, F);
+    w.b2 = st.get_vector<S>(p + "linear2.bias", H);
+    return w;
+  }
 
  private:
   template <class Derived>
@@ -209,6 +462,7 @@ class ConstructedTransformer {
 
   Chain<S> chain_;
   CompiledProgram<S, H, F> model_;
+  ChainSpec spec_;
 };
 
 template <class S, int D>
@@ -258,7 +512,8 @@ GdTransformer<S, D> gd_transformer(int n_examples, double lr, double lambda,
   static_assert(D >= 1, "icl::construct::gd_transformer: the input dimension D must be at least 1");
   auto chain = sgd_chain<S>(D, n_examples, lr, lambda);
   auto real = detail::realise_chain<S, D>(chain, n_examples, opt);
-  return GdTransformer<S, D>(std::move(chain), std::move(real));
+  return GdTransformer<S, D>(std::move(chain), std::move(real),
+                             ChainSpec{"sgd", D, n_examples, lr, lambda, {}});
 }
 
 /// A transformer of paper blocks whose prediction at every x-token column equals online ridge regression
@@ -271,7 +526,9 @@ RidgeTransformer<S, D> ridge_transformer(int n_examples, double lambda, const Tr
   auto chain = opt.ridge_form == RidgeForm::w ? ridge_w_chain<S>(D, n_examples, lambda)
                                               : ridge_chain<S>(D, n_examples, lambda);
   auto real = detail::realise_chain<S, D>(chain, n_examples, opt);
-  return RidgeTransformer<S, D>(std::move(chain), std::move(real));
+  return RidgeTransformer<S, D>(
+      std::move(chain), std::move(real),
+      ChainSpec{opt.ridge_form == RidgeForm::w ? "ridge_w" : "ridge", D, n_examples, 0, lambda, {}});
 }
 
 /// Theorem 1 (one GD step from w, n = 1) as a transformer: input [x̃1, ỹ1, x̃2], one prediction (column 2).
@@ -280,7 +537,10 @@ Theorem1Transformer<S, D> theorem1_transformer(const Eigen::Matrix<S, Eigen::Dyn
                                                double lambda, const TransformerOptions& opt = {}) {
   auto chain = theorem1_chain<S>(D, w, lr, lambda);
   auto real = detail::realise_chain<S, D>(chain, 1, opt);
-  return Theorem1Transformer<S, D>(std::move(chain), std::move(real));
+  std::vector<double> wd(static_cast<std::size_t>(w.size()));
+  for (Eigen::Index i = 0; i < w.size(); ++i) wd[static_cast<std::size_t>(i)] = static_cast<double>(w(i));
+  return Theorem1Transformer<S, D>(std::move(chain), std::move(real),
+                                   ChainSpec{"theorem1", D, 1, lr, lambda, wd});
 }
 
 /// Theorem 2 (one Sherman–Morrison step, n = 1) as a transformer: one prediction (column 2).
@@ -288,7 +548,8 @@ template <class S, int D>
 Theorem2Transformer<S, D> theorem2_transformer(double lambda, const TransformerOptions& opt = {}) {
   auto chain = theorem2_chain<S>(D, lambda);
   auto real = detail::realise_chain<S, D>(chain, 1, opt);
-  return Theorem2Transformer<S, D>(std::move(chain), std::move(real));
+  return Theorem2Transformer<S, D>(std::move(chain), std::move(real),
+                                   ChainSpec{"theorem2", D, 1, 0, lambda, {}});
 }
 
 }  // namespace icl::construct

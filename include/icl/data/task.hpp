@@ -28,6 +28,7 @@ struct Task {
   Eigen::Matrix<S, Eigen::Dynamic, 1> y;  ///< n labels
   Eigen::Matrix<S, D, 1> w;               ///< the ground-truth weights
 
+  /// Number of examples (rows of X).
   int n() const { return static_cast<int>(X.rows()); }
 };
 

@@ -23,6 +23,7 @@ namespace icl::io {
 ///         icl::InvalidArgument if a row's width differs from the header's.
 class CsvWriter {
  public:
+  /// Opens `path` (truncating it) and writes the header row.
   CsvWriter(const std::string& path, std::vector<std::string> header)
       : path_(path), cols_(header.size()), out_(path, std::ios::trunc) {
     ICL_CHECK_IO(out_.good(), "CsvWriter: cannot open '", path, "' for writing");
@@ -55,19 +56,27 @@ class CsvWriter {
   }
   ~CsvWriter() { out_.flush(); }
 
+  /// A field's text: numbers in the shortest form that reads back to the same double (float and long
+  /// double via double), integers in decimal, strings unchanged (quoting happens when the row is written).
   static std::string format(double v) {
     char buf[64];
     const auto r = std::to_chars(buf, buf + sizeof buf, v);
     return std::string(buf, r.ptr);
   }
+  /// Same as format(double).
   static std::string format(float v) { return format(static_cast<double>(v)); }
+  /// Same as format(double).
   static std::string format(long double v) { return format(static_cast<double>(v)); }
+  /// Same as format(double).
   template <class I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
   static std::string format(I v) {
     return std::to_string(v);
   }
+  /// The string itself.
   static std::string format(std::string_view s) { return std::string(s); }
+  /// The string itself.
   static std::string format(const std::string& s) { return s; }
+  /// The string itself.
   static std::string format(const char* s) { return s; }
 
  private:

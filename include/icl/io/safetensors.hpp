@@ -1,7 +1,7 @@
 /// @file
-/// safetensors read/write: named float32/float64 tensors with shapes and string metadata, the
-/// format in which PyTorch and JAX users exchange weights. Format (huggingface/safetensors): an
-/// 8-byte little-endian header length N, N bytes of JSON
+/// safetensors read/write: named F32/F64 (and I64; F16/BF16 read) tensors with shapes and string metadata,
+/// the format in which PyTorch and JAX users exchange weights. Format (huggingface/safetensors): an 8-byte
+/// little-endian header length N, N bytes of JSON
 /// {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
 /// then the raw little-endian, row-major (C-order) data. See docs/io.md.
 #pragma once
@@ -9,6 +9,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -27,11 +28,65 @@ static_assert(
     std::endian::native == std::endian::little,
     "icl::io::SafeTensors: only little-endian hosts are supported (safetensors data is little-endian)");
 
-/// Element types icl reads and writes.
-enum class DType { F32, F64 };
+/// Element types icl reads and writes. Parameters are written as F32/F64; I64 holds integer tables
+/// (e.g. a constructed model's layer schedule); F16 and BF16 (which PyTorch users often save) are
+/// read and converted (docs/io.md).
+enum class DType { F32, F64, I64, F16, BF16 };
 
-inline const char* dtype_name(DType t) { return t == DType::F32 ? "F32" : "F64"; }
-inline std::size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 8; }
+/// The format's name of a dtype ("F32", "F64", "I64", "F16", "BF16").
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32:
+      return "F32";
+    case DType::F64:
+      return "F64";
+    case DType::I64:
+      return "I64";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+  }
+  return "?";
+}
+/// Bytes per element of a dtype.
+inline std::size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32:
+      return 4;
+    case DType::F64:
+      return 8;
+    case DType::I64:
+      return 8;
+    case DType::F16:
+      return 2;
+    case DType::BF16:
+      return 2;
+  }
+  return 0;
+}
+
+namespace detail {
+/// IEEE 754 binary16 bits -> double (exact: every half is a double); subnormals, Inf and NaN included.
+inline double half_to_double(std::uint16_t h) {
+  const int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  double v;
+  if (exp == 0)
+    v = std::ldexp(static_cast<double>(frac), -24);  // subnormal: frac * 2^-24
+  else if (exp == 31)
+    v = frac ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+  else
+    v = std::ldexp(static_cast<double>(frac | 0x400), exp - 25);  // (1 + frac/2^10) 2^(exp-15)
+  return sign ? -v : v;
+}
+/// bfloat16 bits -> double (the upper half of a float32; exact).
+inline double bf16_to_double(std::uint16_t b) {
+  const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+}  // namespace detail
 /// The natural dtype for a scalar: float -> F32, double and long double -> F64.
 template <class S>
 constexpr DType dtype_of() {
@@ -40,8 +95,9 @@ constexpr DType dtype_of() {
 
 /// Shape and dtype of a stored tensor.
 struct TensorInfo {
-  DType dtype = DType::F64;
+  DType dtype = DType::F64;         ///< element type in the file
   std::vector<std::int64_t> shape;  ///< row-major dims; {} is a scalar
+  /// Number of elements (1 for a scalar).
   std::int64_t numel() const {
     std::int64_t n = 1;
     for (const auto d : shape) n *= d;
@@ -49,6 +105,7 @@ struct TensorInfo {
   }
 };
 
+/// A shape as text, e.g. "[2, 3]" (for error messages).
 inline std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -105,12 +162,15 @@ class SafeTensors {
   /// Stores a 0-d F64 scalar.
   void put_scalar(const std::string& name, double value) { put_raw(name, DType::F64, {}, &value); }
 
+  /// Whether a tensor named `name` is stored.
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  /// Names of the stored tensors, sorted.
   std::vector<std::string> names() const {
     std::vector<std::string> out;
     for (const auto& [k, v] : tensors_) out.push_back(k);
     return out;
   }
+  /// Dtype and shape of tensor `name`. @throws icl::IoError if there is none.
   const TensorInfo& info(const std::string& name) const { return entry(name).info; }
 
   /// Reads a 2-D tensor (or a 1-D one as n x 1) as a matrix of S. rows/cols >= 0 are checked.
@@ -273,9 +333,15 @@ class SafeTensors {
         e.info.dtype = DType::F32;
       else if (dtype->text == "F64")
         e.info.dtype = DType::F64;
+      else if (dtype->text == "I64")
+        e.info.dtype = DType::I64;
+      else if (dtype->text == "F16")
+        e.info.dtype = DType::F16;
+      else if (dtype->text == "BF16")
+        e.info.dtype = DType::BF16;
       else
         icl::detail::raise<IoError>(context, ": tensor '", name, "' has dtype ", dtype->text,
-                                    "; icl reads only F32 and F64");
+                                    "; icl reads only F32, F64, F16, BF16 and I64");
       ICL_CHECK_IO(shape->is_array(), context, ": corrupt header: shape of '", name, "' is not an array");
       std::uint64_t numel = 1;
       for (const auto& d : shape->items) {
@@ -362,6 +428,20 @@ class SafeTensors {
         std::memcpy(&f, e.bytes.data() + 4 * i, 4);
         v[i] = f;
       }
+    } else if (e.info.dtype == DType::I64) {
+      for (std::size_t i = 0; i < n; ++i) {
+        std::int64_t k;
+        std::memcpy(&k, e.bytes.data() + 8 * i, 8);
+        ICL_CHECK_IO(k >= -(std::int64_t{1} << 53) && k <= (std::int64_t{1} << 53), "safetensors: I64 value ",
+                     k, " is beyond 2^53 and cannot be read exactly");
+        v[i] = static_cast<double>(k);
+      }
+    } else if (e.info.dtype == DType::F16 || e.info.dtype == DType::BF16) {
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint16_t b;
+        std::memcpy(&b, e.bytes.data() + 2 * i, 2);
+        v[i] = e.info.dtype == DType::F16 ? detail::half_to_double(b) : detail::bf16_to_double(b);
+      }
     } else {
       std::memcpy(v.data(), e.bytes.data(), 8 * n);
     }
@@ -382,9 +462,16 @@ class SafeTensors {
     ICL_CHECK_ARG(count == static_cast<std::size_t>(-1) || count == n,
                   "SafeTensors::put_nd: values: expected ", n, " values for shape ",
                   shape_string(e.info.shape), ", got ", count);
+    ICL_CHECK_ARG(dtype == DType::F32 || dtype == DType::F64 || dtype == DType::I64,
+                  "SafeTensors::put: dtype: icl writes F32, F64 and I64, got ", dtype_name(dtype));
     e.bytes.resize(n * dtype_size(dtype));
     for (std::size_t i = 0; i < n; ++i) {
-      if (dtype == DType::F32) {
+      if (dtype == DType::I64) {
+        ICL_CHECK_ARG(v[i] == std::trunc(v[i]) && std::abs(v[i]) <= 9007199254740992.0, "SafeTensors::put: '",
+                      name, "': I64 values must be integers of magnitude <= 2^53, got ", v[i]);
+        const auto k = static_cast<std::int64_t>(v[i]);
+        std::memcpy(e.bytes.data() + 8 * i, &k, 8);
+      } else if (dtype == DType::F32) {
         const float f = static_cast<float>(v[i]);
         std::memcpy(e.bytes.data() + 4 * i, &f, 4);
       } else {

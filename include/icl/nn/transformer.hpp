@@ -5,7 +5,11 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <charconv>
+#include <cmath>
+#include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "icl/core/error.hpp"
@@ -18,6 +22,29 @@
 #include "icl/nn/pre_ln_block.hpp"
 
 namespace icl::nn {
+
+/// Version of the model-file layout written by icl (docs/io.md "Model files"): the metadata key
+/// "format_version" of every model file and checkpoint.
+inline constexpr int kModelFormatVersion = 1;
+
+namespace detail {
+/// Shortest decimal text that reads back to the same double (metadata values).
+inline std::string number_text(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+/// "float", "double" or "long double".
+template <class S>
+constexpr const char* scalar_name() {
+  if constexpr (std::is_same_v<S, float>)
+    return "float";
+  else if constexpr (std::is_same_v<S, double>)
+    return "double";
+  else
+    return "long double";
+}
+}  // namespace detail
 
 /// Model-level options (the block options are passed separately).
 struct TransformerOptions {
@@ -70,7 +97,11 @@ class Transformer {
 
   /// L blocks built from `block_options`; weights zero (see init_uniform_scaling in init.hpp).
   explicit Transformer(int L, const BlockOptions& block_options = {}, const TransformerOptions& opt = {})
-      : stack(L, block_options), norm_f(opt.final_norm_options), final_norm_(opt.final_norm) {}
+      : stack(L, block_options),
+        norm_f(opt.final_norm_options),
+        final_norm_(opt.final_norm),
+        block_options_(block_options),
+        options_(opt) {}
 
   Linear<S, D + 1, H> read_in;  ///< "read_in."
   BlockStack<Block> stack;      ///< "blocks.<l>."
@@ -79,6 +110,42 @@ class Transformer {
 
   bool has_final_norm() const { return final_norm_; }
   int layers() const { return stack.layers(); }
+  /// The options the model was built with.
+  const BlockOptions& block_options() const { return block_options_; }
+  const TransformerOptions& options() const { return options_; }
+
+  /// The architecture as model-file metadata (docs/io.md "Trained models"): model (pre_ln | paper),
+  /// d, layers, hidden, heads, mlp, max_tokens, final_norm (true | false), the block options
+  /// (block.*), the final norm's options, format_version and scalar. Outside tools rely on these keys.
+  std::map<std::string, std::string> architecture() const {
+    constexpr bool pre_ln = std::is_same_v<BlockOptions, PreLNBlockOptions>;
+    const auto& bo = block_options_;
+    double scale = 1.0;
+    if constexpr (pre_ln)
+      scale = bo.score_scale ? *bo.score_scale : 1.0 / std::sqrt(static_cast<double>(H / Block::Heads));
+    else
+      scale = bo.score_scale;
+    auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
+    return {{"format_version", std::to_string(kModelFormatVersion)},
+            {"model", pre_ln ? "pre_ln" : "paper"},
+            {"scalar", detail::scalar_name<S>()},
+            {"d", std::to_string(D)},
+            {"layers", std::to_string(layers())},
+            {"hidden", std::to_string(H)},
+            {"heads", std::to_string(Block::Heads)},
+            {"mlp", std::to_string(Block::Inner)},
+            {"max_tokens", std::to_string(TMax)},
+            {"final_norm", flag(final_norm_)},
+            {"final_norm.affine", flag(options_.final_norm_options.affine)},
+            {"final_norm.eps", detail::number_text(options_.final_norm_options.eps)},
+            {"block.head_width", std::to_string(pre_ln ? H / Block::Heads : H)},
+            {"block.qkv_bias", flag(pre_ln)},
+            {"block.scores", bo.scores == Scores::softmax ? "softmax" : "linear"},
+            {"block.score_scale", detail::number_text(scale)},
+            {"block.norm_affine", flag(bo.norm.affine)},
+            {"block.norm_eps", detail::number_text(bo.norm.eps)},
+            {"block.activation", to_string(bo.activation)}};
+  }
   /// Position embedding, TMax x H (row t is added to token t), as torch.nn.Embedding(TMax, H).
   typename HeapMatrix<S, TMax, H>::MapType pos_embedding() { return pos_.map(); }
   typename HeapMatrix<S, TMax, H>::ConstMapType pos_embedding() const { return pos_.map(); }
@@ -127,11 +194,22 @@ class Transformer {
 
   /// One prompt ((D+1) x T, an icl::data::encode result): the prediction at every x-token column
   /// 0, 2, 4, … in order (ceil(T/2) entries).
+  ///
+  /// TMax convention (docs/nn.md): a model trained on n examples sees 2n − 1 tokens
+  /// [x̃1, ỹ1, …, x̃n]; built for TMax = 2n + 1 it also takes the query after n examples. A trailing
+  /// y-token (even T, as encode(task) without a query ends) is dropped before the forward pass: by
+  /// causality it changes no x-token output, so predict(encode(task)) works with TMax = 2n − 1.
+  /// @throws InvalidArgument naming the TMax to build for when the prompt is longer than that.
   template <class Derived>
   Vec<S> predict(const Eigen::MatrixBase<Derived>& tokens) const {
     ICL_CHECK_ARG(tokens.rows() == D + 1, "Transformer::predict: tokens: expected D+1 = ", D + 1,
                   " rows, got ", tokens.rows());
-    const Mat<S> tok = tokens.template cast<S>();
+    ICL_CHECK_ARG(tokens.cols() >= 1, "Transformer::predict: tokens: expected at least one token, got 0");
+    const Eigen::Index T = tokens.cols() % 2 == 0 ? tokens.cols() - 1 : tokens.cols();  // x-token last
+    ICL_CHECK_ARG(T <= TMax, "Transformer::predict: tokens: ", tokens.cols(), " tokens (", (T + 1) / 2,
+                  " x-tokens) need a model built for TMax >= ", T, ", this one has TMax = ", TMax,
+                  " (n examples and a query: TMax = 2n + 1; n examples only: 2n − 1)");
+    const Mat<S> tok = tokens.leftCols(T).template cast<S>();
     Cache c;
     forward(tok, static_cast<int>(tok.cols()), c);
     Vec<S> p((tok.cols() + 1) / 2);
@@ -161,6 +239,8 @@ class Transformer {
 
  private:
   bool final_norm_;
+  BlockOptions block_options_;
+  TransformerOptions options_;
   HeapMatrix<S, TMax, H> pos_, dpos_;
 };
 

@@ -50,9 +50,12 @@ struct AdamSlot {
 template <class S, DecayMode Mode = DecayMode::l2>
 class BasicAdam {
  public:
+  /// Scalar of the parameters.
   using Scalar = S;
+  /// The parameters updated by step().
   using Params = std::vector<nn::ParamView<S>>;
 
+  /// An optimiser over `params` (moments zero). @throws icl::InvalidArgument for a setting out of range.
   BasicAdam(Params params, const AdamConfig& cfg) : params_(std::move(params)), cfg_(cfg) {
     validate(cfg_);
     slots_.resize(params_.size());
@@ -119,22 +122,27 @@ class BasicAdam {
 
   /// Current learning rate (what a schedule sets before each step).
   double lr() const { return cfg_.lr; }
+  /// Sets the learning rate. @throws icl::InvalidArgument unless finite and >= 0.
   void set_lr(double lr) {
     check_finite_scalar(lr, "BasicAdam::set_lr: lr");
     ICL_CHECK_ARG(lr >= 0, "BasicAdam::set_lr: lr: expected >= 0, got ", lr);
     cfg_.lr = lr;
   }
+  /// The settings (lr as last set).
   const AdamConfig& config() const { return cfg_; }
+  /// The parameters, in the order of slots().
   const Params& params() const { return params_; }
 
   /// Steps taken so far (PyTorch's state["step"], the same for every tensor here).
   std::int64_t step_count() const { return step_; }
+  /// Sets the step count (restoring a checkpoint). @throws icl::InvalidArgument if negative.
   void set_step_count(std::int64_t t) {
     ICL_CHECK_ARG(t >= 0, "BasicAdam::set_step_count: expected >= 0, got ", t);
     step_ = t;
   }
   /// Moment buffers, one slot per parameter in params() order (read and write, for checkpoints).
   const std::vector<AdamSlot<S>>& slots() const { return slots_; }
+  /// Writable moment buffers (restoring a checkpoint).
   std::vector<AdamSlot<S>>& slots() { return slots_; }
 
  private:

@@ -4,7 +4,9 @@
 /// (step, RNG state). Restoring checks every name and shape. Layout: docs/train.md.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -75,6 +77,7 @@ inline void save_rng(io::SafeTensors& st, const Rng& rng, const std::string& nam
   st.put_scalar(name + ".has_spare", s.has_spare ? 1.0 : 0.0);
 }
 
+/// Restores an Rng state written by save_rng. @throws icl::IoError if the words are not 32-bit halves.
 inline void load_rng(const io::SafeTensors& st, Rng& rng, const std::string& name) {
   const Eigen::VectorXd h = st.get_vector<double>(name + ".words", 8);
   Rng::State s;
@@ -90,6 +93,67 @@ inline void load_rng(const io::SafeTensors& st, Rng& rng, const std::string& nam
   s.spare = st.get_scalar(name + ".spare");
   s.has_spare = st.get_scalar(name + ".has_spare") != 0.0;
   rng.set_state(s);
+}
+
+/// Checks a model file's architecture metadata against `expected` (a model's architecture()): every
+/// key must be present with the same value, except "scalar" (parameters convert between F32 and
+/// F64). @throws IoError naming the first differing key with both values; a file without
+/// "format_version" is reported as written before the model-file format 1 (icl 0.x) or not a model.
+inline void check_architecture(const io::SafeTensors& st, const std::map<std::string, std::string>& expected,
+                               const std::string& context) {
+  const auto ver = st.metadata.find("format_version");
+  ICL_CHECK_IO(ver != st.metadata.end(), context,
+               ": no 'format_version' metadata: the file was written before model-file format 1 (icl 0.x) "
+               "or is not an icl model file; re-save it with this version");
+  // the architecture keys first (in this order), so that the message names the coarsest difference
+  std::vector<std::string> keys = {"model", "d",   "layers",     "hidden",
+                                   "heads", "mlp", "max_tokens", "final_norm"};
+  for (const auto& [key, want] : expected)
+    if (std::find(keys.begin(), keys.end(), key) == keys.end() && key != "scalar") keys.push_back(key);
+  for (const auto& key : keys) {
+    const auto e = expected.find(key);
+    if (e == expected.end()) continue;
+    const std::string& want = e->second;
+    const auto it = st.metadata.find(key);
+    ICL_CHECK_IO(it != st.metadata.end(), context, ": metadata '", key, "' is missing (the model has ", key,
+                 " = ", want, ")");
+    ICL_CHECK_IO(it->second == want, context, ": the file is for another model: ", key, " = ", it->second,
+                 " in the file, ", want, " in the model type");
+  }
+}
+
+/// Writes a trained model (icl::nn::Transformer) as a self-describing weights file: the parameters
+/// under their docs/nn.md names in the dtype of its scalar (long double as F64, metadata
+/// "scalar" = "long double"), the architecture as metadata (Transformer::architecture(), docs/io.md)
+/// and "format" = "icl.model". @throws IoError if the file cannot be written.
+template <class Model>
+io::SafeTensors model_to_safetensors(const Model& model) {
+  io::SafeTensors st;
+  // parameters() hands out mutable views; nothing is written through them here.
+  save_parameters(st, const_cast<Model&>(model).parameters());
+  st.metadata = model.architecture();
+  st.metadata["format"] = "icl.model";
+  st.metadata["stored_dtype"] = io::dtype_name(io::dtype_of<typename Model::Scalar>());
+  return st;
+}
+template <class Model>
+/// Writes model_to_safetensors(model) to `path`. @throws icl::IoError if it cannot be written.
+void save_model(const Model& model, const std::string& path) {
+  model_to_safetensors(model).save(path);
+}
+
+/// Loads a model file (save_model) or a training checkpoint into `model`: checks the architecture
+/// metadata (check_architecture) and then every parameter name and shape (load_parameters).
+/// @throws IoError naming the mismatch; the model is unchanged unless everything checks.
+template <class Model>
+void load_model(Model& model, const io::SafeTensors& st, const std::string& context = "model file") {
+  check_architecture(st, model.architecture(), context);
+  load_parameters(st, model.parameters());
+}
+template <class Model>
+/// Reads `path` and loads it into `model` (see the overload above).
+void load_model(Model& model, const std::string& path) {
+  load_model(model, io::SafeTensors::load(path), "model file '" + path + "'");
 }
 
 }  // namespace icl::train

@@ -28,6 +28,7 @@ struct WarmupCosine {
   /// The paper's setting (§6.2): warmup over one fifth of the steps, half cosine to 0.
   static WarmupCosine paper(std::int64_t total_steps) { return {total_steps / 5, total_steps, 0.5}; }
 
+  /// Throws icl::InvalidArgument naming the first field out of range.
   void validate() const {
     ICL_CHECK_ARG(warmup_steps >= 0, "WarmupCosine.warmup_steps: expected >= 0, got ", warmup_steps);
     ICL_CHECK_ARG(total_steps >= warmup_steps, "WarmupCosine.total_steps: expected >= warmup_steps (",
@@ -36,6 +37,7 @@ struct WarmupCosine {
                   "WarmupCosine.num_cycles: expected finite >= 0, got ", num_cycles);
   }
 
+  /// The learning-rate factor at step t: t/W during warmup, then the half cosine to 0.
   double factor(std::int64_t t) const {
     if (t < warmup_steps)
       return static_cast<double>(t) / static_cast<double>(std::max<std::int64_t>(1, warmup_steps));
@@ -47,7 +49,9 @@ struct WarmupCosine {
 
 /// factor(t) = 1 for every t.
 struct ConstantLr {
+  /// Always valid.
   void validate() const {}
+  /// 1 at every step.
   double factor(std::int64_t) const { return 1.0; }
 };
 

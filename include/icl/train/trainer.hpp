@@ -60,6 +60,7 @@ struct TrainConfig {
   std::string checkpoint_path;          ///< where checkpoints go ("" = no checkpoints)
   nn::BatchOptions batch_options;       ///< threads over the batch (result independent of threads)
 
+  /// Throws icl::InvalidArgument naming the first field out of range (as TrainConfig.field).
   void validate() const {
     ICL_CHECK_ARG(steps >= 1, "TrainConfig.steps: expected >= 1, got ", steps);
     ICL_CHECK_ARG(batch >= 1, "TrainConfig.batch: expected >= 1, got ", batch);
@@ -81,10 +82,10 @@ struct TrainConfig {
 /// and the Eq. 8 loss on the evaluation set, overall and per prefix (entry i: the squared error of
 /// the prediction for x_{i+1} made from i examples, averaged over the evaluation prompts).
 struct EvalRecord {
-  std::int64_t step = 0;
-  double train_loss = 0;
-  double eval_loss = 0;
-  Eigen::VectorXd per_prefix;
+  std::int64_t step = 0;       ///< optimiser steps taken when the record was made
+  double train_loss = 0;       ///< mean training loss since the previous record
+  double eval_loss = 0;        ///< Eq. 8 loss on the evaluation set
+  Eigen::VectorXd per_prefix;  ///< entry i: squared error of the prediction made from i examples
 };
 
 /// Trains a Transformer (icl::nn) in place.
@@ -94,8 +95,11 @@ struct EvalRecord {
 template <class Model, DecayMode Mode = DecayMode::decoupled>
 class Trainer {
  public:
+  /// Scalar of the model.
   using S = typename Model::Scalar;
+  /// Task dimension of the model.
   static constexpr int D = Model::InputDim;
+  /// The optimiser type (AdamW with DecayMode::decoupled).
   using Optimizer = BasicAdam<S, Mode>;
 
   /// Checks the configuration (a prompt of 2n-1 tokens must fit the model: 2n-1 <= TMax),
@@ -228,16 +232,19 @@ class Trainer {
     st.put_scalar("train.total_steps", static_cast<double>(cfg_.steps));
     st.put_scalar("train.n", cfg_.task.n);
     save_rng(st, rng_, "train.rng");
+    for (const auto& [k, v] : model_.architecture()) st.metadata[k] = v;  // docs/io.md "Trained models"
     st.metadata["format"] = "icl.train.checkpoint";
     st.metadata["parameters"] = std::to_string(nn::parameter_count(params_));
     return st;
   }
+  /// Writes checkpoint() to `path`. @throws icl::IoError if it cannot be written.
   void save_checkpoint(const std::string& path) const { checkpoint().save(path); }
 
   /// Restores a checkpoint of this model shape; training then continues bit-identically.
   /// @throws IoError naming the tensor when the checkpoint belongs to another model shape;
   ///         InvalidArgument when the optimiser settings differ.
   void restore(const io::SafeTensors& st) {
+    check_architecture(st, model_.architecture(), "checkpoint");
     load_parameters(st, params_);
     load_state(st, opt_, "optim.");
     const double step = st.get_scalar("train.step");
@@ -248,17 +255,26 @@ class Trainer {
     window_loss_ = 0;
     window_steps_ = 0;
   }
+  /// Reads `path` and restore()s it.
   void load_checkpoint(const std::string& path) { restore(io::SafeTensors::load(path)); }
 
+  /// Optimiser steps taken so far.
   std::int64_t step() const { return step_; }
+  /// The (validated) configuration.
   const TrainConfig& config() const { return cfg_; }
+  /// The optimiser (moments, step count, current lr).
   const Optimizer& optimizer() const { return opt_; }
+  /// The learning-rate schedule.
   const WarmupCosine& schedule() const { return schedule_; }
+  /// Every evaluation so far, in step order.
   const std::vector<EvalRecord>& history() const { return history_; }
+  /// Total gradient 2-norm of the last step (before clipping).
   double last_grad_norm() const { return last_grad_norm_; }
   /// The evaluation set: inputs ((D+1) x (B·(2n-1))) and targets (n x B).
   const Mat<S>& eval_inputs() const { return eval_inputs_; }
+  /// Targets of the evaluation set (n x B).
   const Mat<S>& eval_targets() const { return eval_targets_; }
+  /// Tokens per training sequence, 2n - 1.
   int T() const { return 2 * cfg_.task.n - 1; }
 
   /// "step 120/1000 | loss 0.9532 | lr 6.00e-05 | 35.2 steps/s | ETA 25s"
