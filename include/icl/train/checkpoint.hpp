@@ -15,7 +15,8 @@
 
 namespace icl::train {
 
-/// Stores every parameter as a {rows, cols} tensor (vectors as {rows}) in the dtype of S.
+/// Stores every parameter as a {rows, cols} tensor (vectors as {rows}) in the dtype of S (F32
+/// for float, F64 for double; long double is rounded to F64, safetensors having no wider type).
 template <class S>
 void save_parameters(io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps,
                      const std::string& prefix = "") {
