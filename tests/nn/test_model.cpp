@@ -172,6 +172,15 @@ TEST_CASE("model: a failed worker start joins the started workers and throws", "
   CHECK_THROWS_MATCHES(bl(m, inputs, targets, T), std::system_error,
                        icl::test::MessageContains("BatchLoss: starting worker thread 3 of 3 failed"));
   CHECK(finished == 2);  // the two workers that started ran to the end and were joined
+  // a starter that returns a thread that is not running is refused the same way
+  starts = 0;
+  bl.set_thread_starter([&](std::function<void()>) {
+    ++starts;
+    return std::thread();
+  });
+  CHECK_THROWS_MATCHES(bl(m, inputs, targets, T), std::system_error,
+                       icl::test::MessageContains("starting worker thread 1 of 3 failed"));
+  CHECK(starts == 1);
   // the workspace stays usable: with the default starter it gives the single-thread result
   bl.set_thread_starter({});
   const double threaded = bl(m, inputs, targets, T);

@@ -49,8 +49,9 @@ class BatchLoss {
 
   const BatchOptions& options() const { return opt_; }
 
-  /// Replaces how worker threads are started (an empty function restores the default). If a
-  /// start throws, the threads already started are joined and the call throws (see operator()).
+  /// Replaces how worker threads are started (an empty function restores the default); it must
+  /// return a running (joinable) thread. If a start throws or returns a thread that is not
+  /// running, the threads already started are joined and the call throws (see operator()).
   void set_thread_starter(ThreadStarter start) { start_ = std::move(start); }
 
   /// Sets model's gradients to d(Eq. 8 loss)/dθ over the batch and returns the loss. `inputs`
@@ -117,6 +118,11 @@ class BatchLoss {
         try {
           pool.push_back(start_ ? start_([&guarded, p] { guarded(p); })
                                 : std::thread([&guarded, p] { guarded(p); }));
+          if (!pool.back().joinable()) {  // a custom starter that started nothing
+            pool.pop_back();
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "the thread starter returned a thread that is not running");
+          }
         } catch (const std::system_error& e) {
           // destroying a joinable std::thread would call std::terminate: join what started first
           for (auto& t : pool) t.join();
