@@ -240,12 +240,14 @@ class Trainer {
   /// type), so for S = long double parameters and optimiser moments are rounded to double on
   /// save: a long double run resumes from the rounded state, close to but not bit-identical
   /// with the uninterrupted run.
-  /// All-or-nothing: everything (optimiser state and settings, step, RNG, every parameter) is
+  /// All-or-nothing: everything (every parameter, optimiser state and settings, step, RNG) is
   /// read and checked before anything is written, so on a throw the model, the optimiser, the
   /// step and the RNG are unchanged.
   /// @throws IoError naming the tensor when the checkpoint belongs to another model shape or a
   ///         tensor is missing or malformed; InvalidArgument when the optimiser settings differ.
   void restore(const io::SafeTensors& st) {
+    // parameters first, so that another model shape is reported by the parameter's name
+    const auto values = read_parameters(st, params_);
     Optimizer opt = opt_;  // staged copies: committed only when everything has checked
     load_state(st, opt, "optim.");
     const double step = st.get_scalar("train.step");
@@ -255,7 +257,8 @@ class Trainer {
                  "] of this run");
     Rng rng = rng_;
     load_rng(st, rng, "train.rng");
-    load_parameters(st, params_);  // checks every parameter first, then writes (the last step that throws)
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      params_[i].value_map() = values[i];  // nothing throws now
     opt_ = std::move(opt);
     rng_ = rng;
     step_ = static_cast<std::int64_t>(step);
