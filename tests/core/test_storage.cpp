@@ -39,6 +39,34 @@ TEST_CASE("storage: a 512x2048 float weight with a compile-time shape lives on t
   CHECK(moved.map()(0, 0) == 100.0f);
 }
 
+TEST_CASE("storage: a moved-from HeapMatrix can be copied from and assigned to", "[core][storage]") {
+  // A move leaves the source without a buffer; copying from or into it used std::copy_n on a null
+  // pointer (a segmentation fault in any build).
+  using W = icl::HeapMatrix<double, 3, 2>;
+  W a;
+  a.map().setConstant(2.5);
+  W b(std::move(a));
+  CHECK(a.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is what is tested
+  CHECK_FALSE(b.empty());
+  const W c(a);  // copy of an empty matrix: empty, nothing read
+  CHECK(c.empty());
+  a = b;  // copy into an empty matrix: a buffer of its own, b's values
+  REQUIRE_FALSE(a.empty());
+  CHECK(a.data() != b.data());
+  CHECK((a.map().array() == 2.5).all());
+  W d(std::move(a));
+  a = Eigen::Matrix<double, 3, 2>::Constant(-1.0);  // an expression into an empty matrix
+  REQUIRE_FALSE(a.empty());
+  CHECK((a.map().array() == -1.0).all());
+  CHECK((d.map().array() == 2.5).all());
+  d = c;  // assigning an empty matrix empties the target, as for a std::vector
+  CHECK(d.empty());
+  W e;
+  e = std::move(b);  // move assignment swaps buffers: both stay usable
+  CHECK((e.map().array() == 2.5).all());
+  CHECK_FALSE(b.empty());
+}
+
 TEST_CASE("error policy: checked entry points throw with the argument named", "[core][error]") {
   CHECK_THROWS_MATCHES([] { ICL_CHECK_ARG(1 > 2, "f: k: expected >= 1, got ", 0); }(), icl::InvalidArgument,
                        icl::test::MessageContains("f: k: expected >= 1, got 0"));

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "icl/metrics.hpp"
@@ -194,4 +195,26 @@ TEST_CASE("metrics: bad input names the argument", "[metrics][errors]") {
   preds.push_back(mt::predictor<double>(rg::Ols{}));
   CHECK_INVALID((mt::evaluate<double, 2>({3}, preds, opt, rng)), "unique names");
   CHECK_INVALID(mt::predictor<double>(rg::Knn{0}), "k: expected >= 1");
+}
+
+TEST_CASE("metrics: evaluate checks the size and finiteness of a weights() result", "[metrics][errors]") {
+  // The callback's result used to be copied into a d-row column unchecked: a wrong size read out
+  // of bounds in Release, NaN weights silently became NaN ILWD rows.
+  mt::Predictor<double> p = mt::predictor<double>(rg::Ols{});
+  const auto ols_weights = p.weights;
+  icl::Rng rng(3);
+  mt::EvalOptions opt;
+  opt.n_contexts = 2;
+  opt.n_probes = 4;
+  p.weights = [](const Eigen::MatrixXd&, const Eigen::VectorXd&) { return Eigen::VectorXd::Ones(1).eval(); };
+  CHECK_INVALID((mt::evaluate<double, 2>({3}, {p}, opt, rng)),
+                "weights() returned 1 entries, expected d = 2");
+  p.weights = [](const Eigen::MatrixXd&, const Eigen::VectorXd&) { return Eigen::VectorXd::Ones(5).eval(); };
+  CHECK_INVALID((mt::evaluate<double, 2>({3}, {p}, opt, rng)), "weights() returned 5 entries");
+  p.weights = [](const Eigen::MatrixXd&, const Eigen::VectorXd&) {
+    return Eigen::Vector2d(1.0, std::numeric_limits<double>::quiet_NaN()).eval();
+  };
+  CHECK_INVALID((mt::evaluate<double, 2>({3}, {p}, opt, rng)), "'OLS': weights() returned NaN or Inf");
+  p.weights = ols_weights;  // the regressor's own weights: accepted
+  CHECK_NOTHROW(mt::evaluate<double, 2>({3}, {p}, opt, rng));
 }

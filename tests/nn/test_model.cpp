@@ -1,11 +1,16 @@
 // The model: predict(), input validation, batching, the deterministic multi-threaded loss and
 // gradient, no allocation in warm fixed-size paths, float against double.
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <functional>
+#include <system_error>
+#include <thread>
 
 #include "icl/core/rng.hpp"
 #include "icl/data/task.hpp"
 #include "icl/nn.hpp"
 #include "support/approx.hpp"
+#include "support/throws.hpp"
 
 namespace {
 using icl::Mat;
@@ -111,6 +116,99 @@ TEST_CASE("model: threaded loss and gradient do not depend on the thread count",
   CHECK_THROWS_AS(bl(m, bad, targets, T), icl::InvalidArgument);
   CHECK_THROWS_AS(bl(m, inputs.topRows(D), targets, T), icl::InvalidArgument);
   CHECK_THROWS_AS(bl(m, inputs, targets.topRows(n - 1), T), icl::InvalidArgument);
+}
+
+TEST_CASE("model: BatchLoss replicas follow settings changed after the first call", "[nn][model][threads]") {
+  // Replicas used to be copied once and then only had their weights refreshed, so a score scale,
+  // activation or LayerNorm eps changed after the first call did not reach them, and the result
+  // depended on chunk_sequences.
+  Model<double> m = make_model<double>(8, 2);
+  icl::Rng rng(9);
+  const int n = 4, B = 6, T = 2 * n - 1;
+  Mat<double> inputs, targets;
+  icl::nn::split_prompts(prompts(B, n, rng), n, inputs, targets);
+  icl::nn::BatchLoss<Model<double>> chunked({2, 2});  // 3 chunks: computed on replicas
+  const double before = chunked(m, inputs, targets, T);
+  for (auto& b : m.stack.blocks) {
+    b.attn.set_scale(0.3);
+    b.norm1.set_eps(0.25);
+    b.ff.set_activation(icl::nn::Activation::relu);
+  }
+  const auto grads = [&] {
+    std::vector<double> g;
+    for (const auto& p : m.parameters()) g.insert(g.end(), p.grad, p.grad + p.size());
+    return Eigen::VectorXd(Eigen::Map<const Eigen::VectorXd>(g.data(), static_cast<Eigen::Index>(g.size())));
+  };
+  const double after = chunked(m, inputs, targets, T);
+  const Eigen::VectorXd g_chunked = grads();
+  icl::nn::BatchLoss<Model<double>> whole({1, 0});  // one chunk: computed on the model itself
+  const double reference = whole(m, inputs, targets, T);
+  const Eigen::VectorXd g_whole = grads();
+  INFO("loss before the change " << before << ", chunked after " << after << ", whole " << reference);
+  CHECK(std::abs(reference - before) > 1e-3 * std::abs(before));  // the settings do change the loss
+  // the same arithmetic up to the order of the chunk sums (double, ~1e-16 · #terms), as above
+  CHECK(after == Approx(reference).epsilon(1e-13));
+  CHECK((g_chunked - g_whole).norm() <= 1e-12 * g_whole.norm());
+}
+
+TEST_CASE("model: a failed worker start joins the started workers and throws", "[nn][model][threads]") {
+  // A failed std::thread start used to unwind through joinable std::threads: std::terminate.
+  Model<double> m = make_model<double>(3, 1);
+  icl::Rng rng(5);
+  const int n = 3, B = 7, T = 2 * n - 1;
+  Mat<double> inputs, targets;
+  icl::nn::split_prompts(prompts(B, n, rng), n, inputs, targets);
+  icl::nn::BatchLoss<Model<double>> bl({4, 1});  // 7 chunks: waves of 4 (3 worker threads) and 3
+  int starts = 0;
+  std::atomic<int> finished{0};
+  bl.set_thread_starter([&](std::function<void()> f) {
+    if (++starts == 3)
+      throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again), "injected");
+    return std::thread([f = std::move(f), &finished] {
+      f();
+      ++finished;
+    });
+  });
+  CHECK_THROWS_MATCHES(bl(m, inputs, targets, T), std::system_error,
+                       icl::test::MessageContains("BatchLoss: starting worker thread 3 of 3 failed"));
+  CHECK(finished == 2);  // the two workers that started ran to the end and were joined
+  // a starter that returns a thread that is not running is refused the same way
+  starts = 0;
+  bl.set_thread_starter([&](std::function<void()>) {
+    ++starts;
+    return std::thread();
+  });
+  CHECK_THROWS_MATCHES(bl(m, inputs, targets, T), std::system_error,
+                       icl::test::MessageContains("starting worker thread 1 of 3 failed"));
+  CHECK(starts == 1);
+  // the workspace stays usable: with the default starter it gives the single-thread result
+  bl.set_thread_starter({});
+  const double threaded = bl(m, inputs, targets, T);
+  icl::nn::BatchLoss<Model<double>> one({1, 1});
+  CHECK(threaded == one(m, inputs, targets, T));  // bitwise: same chunks, same reduction order
+}
+
+TEST_CASE("model: block and attention forward refuse a T that does not divide the columns",
+          "[nn][model][errors]") {
+  // These were ICL_ASSERTs only: in Release the trailing columns of the output were left unwritten.
+  using Block = icl::nn::PreLNBlock<double, H, M, F>;
+  using Paper = icl::nn::PaperBlock<double, H, M, F>;
+  using Attn = icl::nn::MultiHeadAttention<double, H, M>;
+  const Mat<double> h = Mat<double>::Random(H, 7);
+  Mat<double> out(H, 7);
+  const Block block;
+  Block::Cache bc;
+  CHECK_INVALID(block.forward(h, 3, bc, out), "PreLNBlock::forward: T");
+  CHECK_INVALID(block.forward(h, 0, bc, out), "PreLNBlock::forward: T");
+  const Paper paper;
+  Paper::Cache pc;
+  CHECK_INVALID(paper.forward(h, 2, pc, out), "PaperBlock::forward: T");
+  const Attn attn;
+  Attn::Cache ac;
+  CHECK_INVALID(attn.forward(h, 4, ac, out), "CausalAttention::forward: T");
+  CHECK_INVALID(attn.forward(h, -7, ac, out), "CausalAttention::forward: T");
+  CHECK_NOTHROW(block.forward(h, 7, bc, out));
+  CHECK_NOTHROW(attn.forward(h, 1, ac, out));
 }
 
 TEST_CASE("model: warm forward and backward do not allocate", "[nn][model][nomalloc]") {

@@ -122,6 +122,69 @@ TEST_CASE("Trainer: a checkpoint of another model shape is refused with the tens
   }
 }
 
+TEST_CASE("Trainer: a failed restore modifies nothing", "[train][trainer]") {
+  // restore used to write the weights before checking the optimiser state and the RNG, so a
+  // checkpoint refused for its optimiser settings still replaced the model's weights.
+  Tiny a = make_model<Tiny>(2, 3);
+  icl::train::Trainer<Tiny> ta(a, tiny_config(20));
+  for (int t = 0; t < 4; ++t) ta.train_step();
+  const icl::io::SafeTensors good = ta.checkpoint();  // step 4, other weights than s below
+
+  Tiny s = make_model<Tiny>(2, 11);
+  icl::train::Trainer<Tiny> ts(s, tiny_config(20));
+  for (int t = 0; t < 2; ++t) ts.train_step();
+  // The checkpoint of ts holds everything restore may touch (weights, moments, optimiser step and
+  // lr, step, RNG state), exactly for float: equal bytes = nothing modified.
+  const std::string before = ts.checkpoint().to_bytes();
+  // a copy of `good` without tensor `drop`
+  const auto without = [&](const std::string& drop) {
+    icl::io::SafeTensors out;
+    out.metadata = good.metadata;
+    for (const auto& n : good.names())
+      if (n != drop) out.put_nd(n, good.info(n).shape, good.get_nd(n), good.info(n).dtype);
+    return out;
+  };
+  SECTION("another optimiser setting") {
+    auto bad = good;
+    bad.put_scalar("optim.beta1", 0.5);
+    CHECK_THROWS_WITH(ts.restore(bad), Catch::Contains("beta1"));
+  }
+  SECTION("a missing optimiser moment") {
+    CHECK_THROWS_WITH(ts.restore(without("optim.read_out.weight.exp_avg_sq")),
+                      Catch::Contains("optim.read_out.weight.exp_avg_sq"));
+  }
+  SECTION("a missing learning rate") {
+    CHECK_THROWS_WITH(ts.restore(without("optim.lr")), Catch::Contains("optim.lr"));
+  }
+  SECTION("an RNG word out of range") {
+    auto bad = good;
+    std::vector<double> words = bad.get_nd("train.rng.words");
+    words[5] = 4294967296.0;  // 2^32: not a 32-bit half
+    bad.put_nd("train.rng.words", {8}, words, icl::io::DType::F64);
+    CHECK_THROWS_WITH(ts.restore(bad), Catch::Contains("train.rng.words"));
+  }
+  SECTION("a missing RNG state") {
+    CHECK_THROWS_WITH(ts.restore(without("train.rng.spare")), Catch::Contains("train.rng.spare"));
+  }
+  SECTION("a fractional step") {
+    auto bad = good;
+    bad.put_scalar("train.step", 2.5);
+    CHECK_THROWS_WITH(ts.restore(bad), Catch::Contains("train.step"));
+  }
+  SECTION("a parameter of another shape") {
+    auto bad = good;
+    bad.put("read_out.weight", Eigen::MatrixXf::Zero(2, 8));
+    CHECK_THROWS_WITH(ts.restore(bad), Catch::Contains("'read_out.weight' has shape [2, 8]"));
+  }
+  const bool unchanged = ts.checkpoint().to_bytes() == before;  // (a bool: Catch would print the bytes)
+  CHECK(unchanged);
+  // and the intact checkpoint still restores completely
+  ts.restore(good);
+  CHECK(ts.step() == 4);
+  const bool restored = ts.checkpoint().to_bytes() == good.to_bytes();
+  CHECK(restored);
+}
+
 TEST_CASE("Trainer: NaN/Inf stops training with the step and the tensor", "[train][trainer]") {
   Tiny a = make_model<Tiny>(1, 3);
   icl::train::Trainer<Tiny> ta(a, tiny_config(20));

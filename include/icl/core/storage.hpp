@@ -55,10 +55,22 @@ class HeapMatrix {
 
   /// Zero-initialised.
   HeapMatrix() : data_(allocate()) { std::fill_n(data_, Size, S(0)); }
-  HeapMatrix(const HeapMatrix& o) : data_(allocate()) { std::copy_n(o.data_, Size, data_); }
+  /// Deep copy. A moved-from source is empty (no buffer), and so is its copy.
+  HeapMatrix(const HeapMatrix& o) : data_(o.data_ ? allocate() : nullptr) {
+    if (data_) std::copy_n(o.data_, Size, data_);
+  }
+  /// Leaves `o` empty (empty() is true): assign to it before using its coefficients again.
   HeapMatrix(HeapMatrix&& o) noexcept : data_(o.data_) { o.data_ = nullptr; }
+  /// Deep copy into the existing buffer (no allocation), or into a new one if this is empty;
+  /// copying an empty (moved-from) matrix makes this one empty too.
   HeapMatrix& operator=(const HeapMatrix& o) {
-    if (this != &o) std::copy_n(o.data_, Size, data_);
+    if (this == &o) return *this;
+    if (!o.data_) {
+      release();
+      return *this;
+    }
+    if (!data_) data_ = allocate();
+    std::copy_n(o.data_, Size, data_);
     return *this;
   }
   HeapMatrix& operator=(HeapMatrix&& o) noexcept {
@@ -69,14 +81,17 @@ class HeapMatrix {
   explicit HeapMatrix(const Eigen::MatrixBase<Derived>& e) : data_(allocate()) {
     map() = e;
   }
+  /// Assigns an expression of the same shape (allocates only if this is empty, i.e. moved-from).
   template <class Derived>
   HeapMatrix& operator=(const Eigen::MatrixBase<Derived>& e) {
+    if (!data_) data_ = allocate();
     map() = e;
     return *this;
   }
-  ~HeapMatrix() {
-    if (data_) ::operator delete[](data_, std::align_val_t{64});
-  }
+  ~HeapMatrix() { release(); }
+
+  /// True only for a moved-from matrix, which owns no buffer until it is assigned to.
+  bool empty() const noexcept { return data_ == nullptr; }
 
   MapType map() noexcept { return MapType(data_); }
   ConstMapType map() const noexcept { return ConstMapType(data_); }
@@ -87,6 +102,10 @@ class HeapMatrix {
 
  private:
   static S* allocate() { return static_cast<S*>(::operator new[](Size * sizeof(S), std::align_val_t{64})); }
+  void release() noexcept {
+    if (data_) ::operator delete[](data_, std::align_val_t{64});
+    data_ = nullptr;
+  }
   S* data_;
 };
 

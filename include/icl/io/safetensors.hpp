@@ -365,8 +365,17 @@ class SafeTensors {
       spans.push_back({b, en, name});
       st.tensors_.emplace(name, std::move(e));
     }
-    // The format requires the tensors to tile the data section exactly: no overlap, no holes.
-    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
+    // The format requires the tensors to tile the data section exactly: no overlap, no holes
+    // (docs/io.md, "Data layout"). As the reference reader, order the byte ranges by (begin, end)
+    // and require every begin to equal the previous end. A zero-length tensor [x, x) is then
+    // accepted exactly where x is a boundary between tensors (or 0, or the end of the data), and
+    // refused inside another tensor's range, whatever the order of the keys; ties are broken by
+    // name so that even the error message does not depend on the key order.
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+      if (a.begin != b.begin) return a.begin < b.begin;
+      if (a.end != b.end) return a.end < b.end;
+      return a.name < b.name;
+    });
     std::uint64_t at = 0;
     for (const auto& s : spans) {
       ICL_CHECK_IO(s.begin == at, context, ": corrupt: tensor '", s.name, "' starts at byte ", s.begin,
@@ -442,7 +451,7 @@ class SafeTensors {
         std::memcpy(&b, e.bytes.data() + 2 * i, 2);
         v[i] = e.info.dtype == DType::F16 ? detail::half_to_double(b) : detail::bf16_to_double(b);
       }
-    } else {
+    } else if (n > 0) {  // an empty vector's data() may be null: memcpy on null is undefined even for 0 bytes
       std::memcpy(v.data(), e.bytes.data(), 8 * n);
     }
     return v;

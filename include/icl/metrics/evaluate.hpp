@@ -26,7 +26,8 @@ namespace icl::metrics {
 
 /// Any predictor: `predict(X, y, probes)` returns one prediction per row of probes (m×d) from the
 /// context (X: n×d, y: n), n possibly 0. `weights(X, y)`, when set, returns the predictor's own
-/// linear weights (d entries); ILWD then uses them instead of the implicit fit (paper §5).
+/// linear weights (d entries, finite: evaluate() checks both and throws icl::InvalidArgument
+/// naming the predictor); ILWD then uses them instead of the implicit fit (paper §5).
 /// Trained or constructed transformers plug in through `predict` alone.
 template <class S>
 struct Predictor {
@@ -174,7 +175,11 @@ EvalResult evaluate(const data::TaskDistribution& dist, const std::vector<Predic
         preds.col(p) = out;
         const ImplicitFit<S> fit = implicit_fit(probes, out.tail(m), opt.intercept);
         if (pr.weights) {
-          W.col(p) = pr.weights(Xi, yi);
+          const VecX w = pr.weights(Xi, yi);
+          ICL_CHECK_ARG(w.size() == D, "evaluate: predictor '", pr.name, "': weights() returned ", w.size(),
+                        " entries, expected d = ", D);
+          ICL_CHECK_ARG(w.allFinite(), "evaluate: predictor '", pr.name, "': weights() returned NaN or Inf");
+          W.col(p) = w;
         } else {
           W.col(p) = fit.w;
         }

@@ -112,9 +112,12 @@ class CausalAttention {
   BiasV bv(int j) { return BiasV(in_proj_.bias().data() + row_v(j)); }
 
   /// y = Attention(x) for x holding B = x.cols()/T sequences of T tokens each.
+  /// @throws icl::InvalidArgument unless T >= 1 divides x.cols() (else trailing columns of y
+  ///         would be left unwritten).
   void forward(const In<S>& x, int T, Cache& c, Out<S> y) const {
     const Eigen::Index N = x.cols();
-    ICL_ASSERT(T >= 1 && N % T == 0, "CausalAttention::forward: columns must be a multiple of T");
+    ICL_CHECK_ARG(T >= 1 && N % T == 0, "CausalAttention::forward: T: expected a divisor of the ", N,
+                  " columns of x, got ", T);
     const Eigen::Index B = N / T;
     c.T = T;
     c.qkv.resize(P, N);

@@ -8,6 +8,8 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <exception>
+#include <functional>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -25,14 +27,19 @@ struct BatchOptions {
 };
 
 /// Reusable workspace for Eq. 8 loss and gradient of a `Model` (Transformer<…>) over batches.
-/// A workspace belongs to one model (its replicas copy that model's structure and options).
-/// Holds one cache per worker and, with several chunks, one model replica per worker; after the
-/// first call of a given shape nothing is allocated except thread start-up.
+/// Holds one cache per worker and, with several chunks, one model replica per worker. Every call
+/// copies the model into the replicas it uses (weights and every setting: score type and scale,
+/// activation, LayerNorm eps, layers), so a setting changed between calls always reaches them;
+/// for a model of unchanged shape that copy reuses the replicas' buffers, and after the first call
+/// of a given shape nothing is allocated except thread start-up.
 template <class Model>
 class BatchLoss {
  public:
   using S = typename Model::Scalar;
   using RowVec = Eigen::Matrix<S, 1, Eigen::Dynamic>;
+  /// Starts a worker thread running its argument. Replaceable (set_thread_starter) so that a
+  /// failing start can be tested; the default is `std::thread(std::move(f))`.
+  using ThreadStarter = std::function<std::thread(std::function<void()>)>;
 
   explicit BatchLoss(BatchOptions opt = {}) : opt_(opt) {
     ICL_CHECK_ARG(opt.threads >= 1, "BatchLoss: threads: expected >= 1, got ", opt.threads);
@@ -42,8 +49,16 @@ class BatchLoss {
 
   const BatchOptions& options() const { return opt_; }
 
+  /// Replaces how worker threads are started (an empty function restores the default); it must
+  /// return a running (joinable) thread. If a start throws or returns a thread that is not
+  /// running, the threads already started are joined and the call throws (see operator()).
+  void set_thread_starter(ThreadStarter start) { start_ = std::move(start); }
+
   /// Sets model's gradients to d(Eq. 8 loss)/dθ over the batch and returns the loss. `inputs`
   /// holds B sequences of T = 2n-1 tokens ((D+1) x B·T), `targets` is n x B (split_prompts).
+  /// @throws icl::InvalidArgument for bad inputs (before any work); std::system_error when a
+  ///         worker thread cannot be started (after joining the workers that did start; the
+  ///         model's gradients are then unspecified), with the original error code.
   template <class DerivedY>
   S operator()(Model& model, const Eigen::Ref<const Mat<S>>& inputs,
                const Eigen::MatrixBase<DerivedY>& targets, int T) {
@@ -73,17 +88,11 @@ class BatchLoss {
     if (static_cast<int>(caches_.size()) < P) caches_.resize(static_cast<std::size_t>(P));
     douts_.resize(static_cast<std::size_t>(P));
     losses_.assign(static_cast<std::size_t>(P), S(0));
+    // Every replica becomes a full copy of the model: weights and all non-parameter settings
+    // (copying only the weights let settings changed after the first call go stale). For an
+    // unchanged shape this copy assignment reuses the replicas' buffers.
+    for (int p = 0; p < P; ++p) replicas_[static_cast<std::size_t>(p)] = model;
     const std::vector<ParamView<S>> main = model.parameters();
-    for (int p = 0; p < P; ++p) {  // same weights in every replica
-      const std::vector<ParamView<S>> rp = replicas_[static_cast<std::size_t>(p)].parameters();
-      ICL_CHECK_ARG(rp.size() == main.size(),
-                    "BatchLoss: model: this workspace was first used with another model");
-      for (std::size_t i = 0; i < main.size(); ++i) {
-        ICL_CHECK_ARG(rp[i].name == main[i].name && rp[i].size() == main[i].size(),
-                      "BatchLoss: model: this workspace was first used with another model");
-        rp[i].value_map() = main[i].value_map();
-      }
-    }
     S total = 0;
     for (Eigen::Index first = 0; first < K; first += P) {  // waves of P chunks
       const int in_wave = static_cast<int>(std::min<Eigen::Index>(P, K - first));
@@ -104,7 +113,27 @@ class BatchLoss {
         }
       };
       std::vector<std::thread> pool;
-      for (int p = 1; p < in_wave; ++p) pool.emplace_back(guarded, p);
+      pool.reserve(static_cast<std::size_t>(in_wave));
+      for (int p = 1; p < in_wave; ++p) {
+        try {
+          pool.push_back(start_ ? start_([&guarded, p] { guarded(p); })
+                                : std::thread([&guarded, p] { guarded(p); }));
+          if (!pool.back().joinable()) {  // a custom starter that started nothing
+            pool.pop_back();
+            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                    "the thread starter returned a thread that is not running");
+          }
+        } catch (const std::system_error& e) {
+          // destroying a joinable std::thread would call std::terminate: join what started first
+          for (auto& t : pool) t.join();
+          throw std::system_error(
+              e.code(), icl::detail::concat("BatchLoss: starting worker thread ", p, " of ", in_wave - 1,
+                                            " failed (the ", p - 1, " started were joined): ", e.what()));
+        } catch (...) {
+          for (auto& t : pool) t.join();
+          throw;
+        }
+      }
       guarded(0);
       for (auto& t : pool) t.join();
       for (const auto& e : errors)
@@ -130,6 +159,7 @@ class BatchLoss {
   }
 
   BatchOptions opt_;
+  ThreadStarter start_;  // empty: std::thread
   std::vector<Model> replicas_;
   std::vector<typename Model::Cache> caches_;
   std::vector<RowVec> douts_;

@@ -78,7 +78,10 @@ class PaperBlock {
   typename HeapMatrix<S, H, 1>::MapType b2() { return ff.linear2.bias(); }
 
   /// out = block(h) for B = h.cols()/T sequences of T tokens (Eq. B1). `out` must not alias `h`.
+  /// @throws icl::InvalidArgument unless T >= 1 divides h.cols().
   void forward(const In<S>& h, int T, Cache& c, Out<S> out) const {
+    ICL_CHECK_ARG(T >= 1 && h.cols() % T == 0, "PaperBlock::forward: T: expected a divisor of the ", h.cols(),
+                  " columns of h, got ", T);
     const Eigen::Index N = h.cols();
     c.x.resize(H, N);
     c.z.resize(H, N);

@@ -72,7 +72,10 @@ class PreLNBlock {
   FeedForward<S, H, F> ff;  ///< "linear1.", "linear2."
 
   /// out = block(h) for B = h.cols()/T sequences of T tokens (Eq. P1). `out` must not alias `h`.
+  /// @throws icl::InvalidArgument unless T >= 1 divides h.cols().
   void forward(const In<S>& h, int T, Cache& c, Out<S> out) const {
+    ICL_CHECK_ARG(T >= 1 && h.cols() % T == 0, "PreLNBlock::forward: T: expected a divisor of the ", h.cols(),
+                  " columns of h, got ", T);
     const Eigen::Index N = h.cols();
     c.y.resize(H, N);
     c.x.resize(H, N);

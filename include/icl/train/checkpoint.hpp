@@ -17,7 +17,8 @@
 
 namespace icl::train {
 
-/// Stores every parameter as a {rows, cols} tensor (vectors as {rows}) in the dtype of S.
+/// Stores every parameter as a {rows, cols} tensor (vectors as {rows}) in the dtype of S (F32
+/// for float, F64 for double; long double is rounded to F64, safetensors having no wider type).
 template <class S>
 void save_parameters(io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps,
                      const std::string& prefix = "") {
@@ -30,13 +31,14 @@ void save_parameters(io::SafeTensors& st, const std::vector<nn::ParamView<S>>& p
   }
 }
 
-/// Loads every parameter of `ps` from `st`. Every parameter must be present with its exact shape,
-/// and (with `strict`) every tensor of `st` outside the "optim." and "train." namespaces must be a
-/// parameter of `ps`; otherwise IoError names the tensor and both shapes. Nothing is written
-/// unless everything checks.
+/// Reads and checks every parameter of `ps` from `st` without writing anything (the values, in
+/// the order of `ps`). Every parameter must be present with its exact shape, and (with `strict`)
+/// every tensor of `st` outside the "optim." and "train." namespaces must be a parameter of `ps`;
+/// otherwise IoError names the tensor and both shapes.
 template <class S>
-void load_parameters(const io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps, bool strict = true,
-                     const std::string& prefix = "") {
+std::vector<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> read_parameters(
+    const io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps, bool strict = true,
+    const std::string& prefix = "") {
   std::vector<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> vals;
   vals.reserve(ps.size());
   for (const auto& p : ps) {
@@ -60,6 +62,15 @@ void load_parameters(const io::SafeTensors& st, const std::vector<nn::ParamView<
                    "' is not a parameter of this model: the checkpoint was written for another model shape");
     }
   }
+  return vals;
+}
+
+/// Loads every parameter of `ps` from `st` with the checks of read_parameters. Nothing is written
+/// unless everything checks.
+template <class S>
+void load_parameters(const io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps, bool strict = true,
+                     const std::string& prefix = "") {
+  const auto vals = read_parameters(st, ps, strict, prefix);
   for (std::size_t i = 0; i < ps.size(); ++i) ps[i].value_map() = vals[i];
 }
 

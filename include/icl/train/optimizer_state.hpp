@@ -1,6 +1,7 @@
 /// @file
 /// Saving and restoring Adam / AdamW state in a safetensors container, so that a resumed run
-/// continues bit-identically (the moments are stored in the optimiser's own dtype).
+/// continues bit-identically (the moments are stored in the optimiser's own dtype: F32 for float,
+/// F64 for double; long double moments are rounded to F64, so its resume is not bit-identical).
 /// Tensor names: docs/train.md, "Checkpoint layout".
 #pragma once
 
@@ -62,6 +63,7 @@ void load_state(const io::SafeTensors& st, BasicAdam<S, Mode>& opt, const std::s
   const double step = st.get_scalar(prefix + "step");
   ICL_CHECK_IO(step >= 0 && step == static_cast<double>(static_cast<std::int64_t>(step)), "load_state: '",
                prefix, "step' must be a non-negative integer, got ", step);
+  const double lr = st.get_scalar(prefix + "lr");
   const auto& ps = opt.params();
   // read everything first so that a failure leaves the optimiser unchanged
   std::vector<AdamSlot<S>> slots(ps.size());
@@ -82,9 +84,9 @@ void load_state(const io::SafeTensors& st, BasicAdam<S, Mode>& opt, const std::s
     slots[i].exp_avg_sq = get(".exp_avg_sq");
     if (c.amsgrad) slots[i].max_exp_avg_sq = get(".max_exp_avg_sq");
   }
+  opt.set_lr(lr);  // the only step left that can throw (a negative or non-finite lr): first
   opt.slots() = std::move(slots);
   opt.set_step_count(static_cast<std::int64_t>(step));
-  opt.set_lr(st.get_scalar(prefix + "lr"));
 }
 
 }  // namespace icl::train

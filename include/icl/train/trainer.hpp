@@ -2,7 +2,8 @@
 /// The ICL training loop (paper §6.2): fresh tasks every step, Eq. 8 loss over every prefix,
 /// AdamW with linear warmup + cosine decay, optional gradient clipping, periodic evaluation on a
 /// fixed evaluation set (loss per prefix), a progress line, checkpoints that resume
-/// bit-identically, and a stop with a message naming the step and tensor on NaN/Inf.
+/// bit-identically (float and double; long double state is stored as F64, see Trainer::restore),
+/// and a stop with a message naming the step and tensor on NaN/Inf.
 /// See docs/train.md.
 #pragma once
 
@@ -240,18 +241,34 @@ class Trainer {
   /// Writes checkpoint() to `path`. @throws icl::IoError if it cannot be written.
   void save_checkpoint(const std::string& path) const { checkpoint().save(path); }
 
-  /// Restores a checkpoint of this model shape; training then continues bit-identically.
-  /// @throws IoError naming the tensor when the checkpoint belongs to another model shape;
-  ///         InvalidArgument when the optimiser settings differ.
+  /// Restores a checkpoint of this model shape; training then continues bit-identically for
+  /// S = float or double. A checkpoint holds F32 or F64 tensors only (safetensors has no wider
+  /// type), so for S = long double parameters and optimiser moments are rounded to double on
+  /// save: a long double run resumes from the rounded state, close to but not bit-identical
+  /// with the uninterrupted run.
+  /// All-or-nothing: everything (every parameter, optimiser state and settings, step, RNG) is
+  /// read and checked before anything is written, so on a throw the model, the optimiser, the
+  /// step and the RNG are unchanged.
+  /// @throws IoError naming the tensor when the checkpoint belongs to another model shape or a
+  ///         tensor is missing or malformed; InvalidArgument when the optimiser settings differ.
   void restore(const io::SafeTensors& st) {
     check_architecture(st, model_.architecture(), "checkpoint");
-    load_parameters(st, params_);
-    load_state(st, opt_, "optim.");
+    // parameters first, so that another model shape is reported by the parameter's name
+    const auto values = read_parameters(st, params_);
+    Optimizer opt = opt_;  // staged copies: committed only when everything has checked
+    load_state(st, opt, "optim.");
     const double step = st.get_scalar("train.step");
-    ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps), "checkpoint: train.step = ", step,
-                 " is outside [0, ", cfg_.steps, "] of this run");
+    ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps) &&
+                     step == static_cast<double>(static_cast<std::int64_t>(step)),
+                 "checkpoint: train.step = ", step, " is not an integer in [0, ", cfg_.steps,
+                 "] of this run");
+    Rng rng = rng_;
+    load_rng(st, rng, "train.rng");
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      params_[i].value_map() = values[i];  // nothing throws now
+    opt_ = std::move(opt);
+    rng_ = rng;
     step_ = static_cast<std::int64_t>(step);
-    load_rng(st, rng_, "train.rng");
     window_loss_ = 0;
     window_steps_ = 0;
   }
