@@ -1,7 +1,7 @@
 // The small model and training configuration shared by the checkpoint fuzz target and the seed
 // corpus generator: a 1-block pre-LN transformer, D = 2, H = 4, 1 head, MLP width 8, n = 3
-// examples (2n-1 = 5 tokens). Small, so that a checkpoint (8-14 KB, mostly JSON header) stays within the fuzz runs' -max_len
-// of 16 KB and one input costs well under a millisecond.
+// examples (2n-1 = 5 tokens). Small, so that a checkpoint (8-14 KB, mostly JSON header) stays within the fuzz
+// runs' -max_len of 16 KB and one input costs well under a millisecond.
 #pragma once
 
 #include "icl/nn/init.hpp"

@@ -30,8 +30,8 @@ void save_parameters(io::SafeTensors& st, const std::vector<nn::ParamView<S>>& p
 
 /// Loads every parameter of `ps` from `st`. Every parameter must be present with its exact shape,
 /// and (with `strict`) every tensor of `st` outside the "optim." and "train." namespaces must be a
-/// parameter of `ps`; otherwise IoError names the tensor and both shapes. Nothing is written
-/// unless everything checks.
+/// parameter of `ps`; otherwise IoError names the tensor and both shapes. A parameter with NaN or
+/// Inf values is refused too (IoError naming it). Nothing is written unless everything checks.
 template <class S>
 void load_parameters(const io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps, bool strict = true,
                      const std::string& prefix = "") {
@@ -48,6 +48,8 @@ void load_parameters(const io::SafeTensors& st, const std::vector<nn::ParamView<
                  " in the checkpoint, but the model's is [", p.rows, ", ", p.cols,
                  "]: the checkpoint was written for another model shape");
     vals.push_back(st.get<S>(name, p.rows, p.cols));
+    ICL_CHECK_IO(vals.back().allFinite(), "checkpoint: parameter '", name,
+                 "' has NaN or Inf values: the checkpoint is corrupt or from a diverged run");
   }
   if (strict) {
     for (const auto& n : st.names()) {

@@ -241,8 +241,9 @@ class Trainer {
     load_parameters(st, params_);
     load_state(st, opt_, "optim.");
     const double step = st.get_scalar("train.step");
-    ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps), "checkpoint: train.step = ", step,
-                 " is outside [0, ", cfg_.steps, "] of this run");
+    ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps) && step == std::floor(step),
+                 "checkpoint: train.step = ", step, " is not an integer in [0, ", cfg_.steps,
+                 "] of this run");
     step_ = static_cast<std::int64_t>(step);
     load_rng(st, rng_, "train.rng");
     window_loss_ = 0;
