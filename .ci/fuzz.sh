@@ -17,7 +17,7 @@ start=$(date +%s)
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DICL_FUZZ=ON -DICL_WARNINGS_AS_ERRORS=ON \
   -DICL_BUILD_TESTS=OFF -DICL_BUILD_BENCHMARKS=OFF -DICL_BUILD_EXAMPLES=OFF -DICL_INSTALL=OFF > /dev/null
-cmake --build "$build" -j2 --target icl_fuzz_safetensors icl_fuzz_checkpoint
+cmake --build "$build" -j2 --target icl_fuzz
 echo "== fuzz targets built after $(( $(date +%s) - start )) s =="
 
 # UBSan reports abort the run (libFuzzer then saves the input); suppressions list only defects that
