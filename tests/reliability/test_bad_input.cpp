@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -311,4 +312,18 @@ TEST_CASE("bad input: io SafeTensors get_scalar / get_nd: wrong shape, missing t
   CHECK_THROWS_MATCHES(st.get_nd("v", &want), icl::IoError, MessageContains("has shape [3], expected [2]"));
   CHECK_THROWS_MATCHES(st.get_vector<double>("v", 4), icl::IoError, MessageContains("expected 4 entries"));
   CHECK_THROWS_MATCHES(st.get<double>("nope"), icl::IoError, MessageContains("no tensor named 'nope'"));
+}
+
+TEST_CASE("bad input: io SafeTensors from_bytes: a dimension beyond int64 after a zero dimension",
+          "[reliability]") {
+  // The overflow check bounded only the running product, which a leading 0 keeps at 0, so
+  // shape [0, 9999999999999999999] loaded with a negative int64 dimension and get() then resized
+  // a matrix to a negative size (an Eigen assertion; undefined behaviour under NDEBUG).
+  const std::string header = R"({"a":{"dtype":"F64","shape":[0,9999999999999999999],"data_offsets":[0,0]}})";
+  std::string bytes(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  bytes += header;
+  CHECK_THROWS_MATCHES(icl::io::SafeTensors::from_bytes(bytes), icl::IoError,
+                       MessageContains("shape of 'a' overflows"));
 }
