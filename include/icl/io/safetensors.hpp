@@ -127,6 +127,8 @@ class SafeTensors {
                  "' has shape ", shape_string(sh), ", expected ",
                  rows < 0 ? std::string("any") : std::to_string(rows), " x ",
                  cols < 0 ? std::string("any") : std::to_string(cols));
+    // No entries: return at once, not after R empty row iterations (a header may say [2^61, 0]).
+    if (R == 0 || C == 0) return Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>(R, C);
     const std::vector<double> v = values(e);
     Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> m(R, C);
     std::size_t k = 0;
