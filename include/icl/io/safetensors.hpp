@@ -187,6 +187,8 @@ class SafeTensors {
                  "' has shape ", shape_string(sh), ", expected ",
                  rows < 0 ? std::string("any") : std::to_string(rows), " x ",
                  cols < 0 ? std::string("any") : std::to_string(cols));
+    // No entries: return at once, not after R empty row iterations (a header may say [2^61, 0]).
+    if (R == 0 || C == 0) return Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>(R, C);
     const std::vector<double> v = values(e);
     Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> m(R, C);
     std::size_t k = 0;
@@ -346,7 +348,10 @@ class SafeTensors {
       std::uint64_t numel = 1;
       for (const auto& d : shape->items) {
         const std::uint64_t dim = parse_uint(d, context, name, "shape");
-        ICL_CHECK_IO(dim == 0 || numel <= std::numeric_limits<std::uint64_t>::max() / 8 / dim, context,
+        // Every dimension is bounded, not only the running product: after a zero dimension the
+        // product stays 0, and a dimension >= 2^63 would be stored as a negative int64.
+        constexpr std::uint64_t kMaxBytes = std::numeric_limits<std::uint64_t>::max() / 8;
+        ICL_CHECK_IO(dim <= kMaxBytes && (dim == 0 || numel <= kMaxBytes / dim), context,
                      ": corrupt header: shape of '", name, "' overflows");
         numel *= dim;
         e.info.shape.push_back(static_cast<std::int64_t>(dim));

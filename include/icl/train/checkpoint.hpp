@@ -34,7 +34,8 @@ void save_parameters(io::SafeTensors& st, const std::vector<nn::ParamView<S>>& p
 /// Reads and checks every parameter of `ps` from `st` without writing anything (the values, in
 /// the order of `ps`). Every parameter must be present with its exact shape, and (with `strict`)
 /// every tensor of `st` outside the "optim." and "train." namespaces must be a parameter of `ps`;
-/// otherwise IoError names the tensor and both shapes.
+/// otherwise IoError names the tensor and both shapes. A parameter with NaN or Inf values is refused
+/// too (IoError naming it).
 template <class S>
 std::vector<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> read_parameters(
     const io::SafeTensors& st, const std::vector<nn::ParamView<S>>& ps, bool strict = true,
@@ -52,6 +53,8 @@ std::vector<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> read_parameters(
                  " in the checkpoint, but the model's is [", p.rows, ", ", p.cols,
                  "]: the checkpoint was written for another model shape");
     vals.push_back(st.get<S>(name, p.rows, p.cols));
+    ICL_CHECK_IO(vals.back().allFinite(), "checkpoint: parameter '", name,
+                 "' has NaN or Inf values: the checkpoint is corrupt or from a diverged run");
   }
   if (strict) {
     for (const auto& n : st.names()) {

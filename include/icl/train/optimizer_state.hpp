@@ -5,6 +5,7 @@
 /// Tensor names: docs/train.md, "Checkpoint layout".
 #pragma once
 
+#include <cmath>
 #include <string>
 
 #include "icl/core/error.hpp"
@@ -61,8 +62,9 @@ void load_state(const io::SafeTensors& st, BasicAdam<S, Mode>& opt, const std::s
   same("amsgrad", c.amsgrad ? 1.0 : 0.0);
   same("decoupled", Mode == DecayMode::decoupled ? 1.0 : 0.0);
   const double step = st.get_scalar(prefix + "step");
-  ICL_CHECK_IO(step >= 0 && step == static_cast<double>(static_cast<std::int64_t>(step)), "load_state: '",
-               prefix, "step' must be a non-negative integer, got ", step);
+  // Range first: converting a double at or beyond 2^63 (or NaN) to int64 is undefined behaviour.
+  ICL_CHECK_IO(step >= 0 && step < 9223372036854775808.0 && step == std::floor(step), "load_state: '", prefix,
+               "step' must be a non-negative integer below 2^63, got ", step);
   const double lr = st.get_scalar(prefix + "lr");
   const auto& ps = opt.params();
   // read everything first so that a failure leaves the optimiser unchanged

@@ -259,7 +259,7 @@ class Trainer {
     load_state(st, opt, "optim.");
     const double step = st.get_scalar("train.step");
     ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps) &&
-                     step == static_cast<double>(static_cast<std::int64_t>(step)),
+                     step == std::floor(step),
                  "checkpoint: train.step = ", step, " is not an integer in [0, ", cfg_.steps,
                  "] of this run");
     Rng rng = rng_;

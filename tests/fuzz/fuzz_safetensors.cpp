@@ -1,0 +1,102 @@
+// libFuzzer target: icl::io::SafeTensors::from_bytes on arbitrary bytes (docs/reliability.md).
+//
+// Properties checked on every input (a violation aborts, which libFuzzer reports as a finding):
+//  1. from_bytes either returns or throws icl::IoError; any other exception, a crash, a sanitizer
+//     report or a hang is a finding;
+//  2. on a file that loaded, every tensor can be read with get_nd (numel values), and get, get_vector
+//     and get_scalar either return values of the tensor's size or throw icl::IoError;
+//  3. a file that loaded survives to_bytes -> from_bytes with the same names, dtypes, shapes,
+//     bit-identical values and metadata.
+// Known defects being fixed on branch `harden` are reported once per process (not aborted on) so
+// that a run goes on looking for new ones; see tests/fuzz/README.md.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "icl/io/safetensors.hpp"
+
+namespace {
+
+[[noreturn]] void finding(const char* what, const std::string& detail) {
+  std::fprintf(stderr, "icl fuzz_safetensors: %s: %s\n", what, detail.c_str());
+  std::abort();
+}
+
+void known_defect(bool& reported, const char* what) {
+  if (!reported) std::fprintf(stderr, "icl fuzz_safetensors: known defect (branch harden): %s\n", what);
+  reported = true;
+}
+
+bool has_empty_tensor(const icl::io::SafeTensors& st) {
+  for (const auto& n : st.names())
+    if (st.info(n).numel() == 0) return true;
+  return false;
+}
+
+void read_every_tensor(const icl::io::SafeTensors& st) {
+  for (const auto& name : st.names()) {
+    const auto& info = st.info(name);
+    const std::vector<double> v = st.get_nd(name);
+    if (static_cast<std::int64_t>(v.size()) != info.numel()) finding("get_nd size", name);
+    try {
+      const Eigen::MatrixXd m = st.get<double>(name);
+      if (m.size() != info.numel()) finding("get size", name);
+    } catch (const icl::IoError&) {
+    }
+    try {
+      const Eigen::VectorXf x = st.get_vector<float>(name);
+      if (x.size() != info.numel()) finding("get_vector size", name);
+    } catch (const icl::IoError&) {
+    }
+    try {
+      (void)st.get_scalar(name);
+      if (info.numel() != 1) finding("get_scalar accepted a non-scalar", name);
+    } catch (const icl::IoError&) {
+    }
+  }
+}
+
+void same_contents(const icl::io::SafeTensors& a, const icl::io::SafeTensors& b) {
+  if (a.names() != b.names()) finding("round trip", "tensor names differ");
+  if (a.metadata != b.metadata) finding("round trip", "metadata differs");
+  for (const auto& name : a.names()) {
+    if (a.info(name).dtype != b.info(name).dtype || a.info(name).shape != b.info(name).shape)
+      finding("round trip: dtype or shape differs", name);
+    const std::vector<double> va = a.get_nd(name), vb = b.get_nd(name);
+    if (va.size() != vb.size() || (!va.empty() && std::memcmp(va.data(), vb.data(), 8 * va.size()) != 0))
+      finding("round trip: values differ", name);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static bool reported_span_order = false;
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  icl::io::SafeTensors st;
+  try {
+    st = icl::io::SafeTensors::from_bytes(bytes, "fuzz");
+  } catch (const icl::IoError&) {
+    return 0;  // rejected with a message: the expected outcome for most inputs
+  }
+  read_every_tensor(st);
+  const std::string again = st.to_bytes();
+  icl::io::SafeTensors st2;
+  try {
+    st2 = icl::io::SafeTensors::from_bytes(again, "fuzz round trip");
+  } catch (const icl::IoError& e) {
+    // Defect (2): the span check sorts by begin only, so a zero-length tensor at the offset where
+    // another tensor starts may be rejected depending on the order of the tie.
+    if (has_empty_tensor(st)) {
+      known_defect(reported_span_order,
+                   "(2) span check order dependence with zero-length tensors: a file icl wrote was refused");
+      return 0;
+    }
+    finding("round trip: a file icl wrote was refused", e.what());
+  }
+  same_contents(st, st2);
+  return 0;
+}

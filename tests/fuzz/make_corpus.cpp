@@ -1,0 +1,72 @@
+// Writes the seed corpora of the fuzz targets (committed under tests/fuzz/corpus/; see README.md):
+//   icl_fuzz_corpus <dir>   ->  <dir>/safetensors/*.safetensors, <dir>/checkpoint/*.safetensors
+// Deterministic (icl::Rng), so re-running it reproduces the committed files byte for byte.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "fuzz_model.hpp"
+
+namespace {
+
+void write(const icl::io::SafeTensors& st, const std::string& path) {
+  st.save(path);
+  std::printf("%s (%zu bytes)\n", path.c_str(), st.to_bytes().size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s <corpus dir>\n", argv[0]);
+    return 2;
+  }
+  try {
+    const std::string dir = argv[1];
+    using icl::io::DType;
+    using icl::io::SafeTensors;
+    {
+      write(SafeTensors{}, dir + "/safetensors/empty.safetensors");
+      SafeTensors a;
+      Eigen::MatrixXf w(2, 3);
+      w << 1, -2, 3.5f, 0.25f, 1e-3f, -7;
+      a.put("w", w);
+      write(a, dir + "/safetensors/matrix_f32.safetensors");
+      SafeTensors b;
+      b.put("b", Eigen::Vector3d(0.5, -1, 2));
+      b.metadata["format"] = "pt";
+      b.metadata["note"] = "seed \"quoted\" \\ \xc3\xa9";
+      write(b, dir + "/safetensors/vector_f64_metadata.safetensors");
+      SafeTensors c;
+      c.put_scalar("s", 3.0);
+      c.put_nd("t", {2, 1, 2}, std::vector<double>{1, 2, 3, 4}, DType::F32);
+      c.put_matrix("m", Eigen::Vector2d(4, 5));
+      write(c, dir + "/safetensors/scalar_3d_mixed.safetensors");
+      SafeTensors z;  // a zero-element tensor next to a non-empty one (known defects (1), (2))
+      z.put_nd("empty", {0, 3}, std::vector<double>{}, DType::F32);
+      z.put("x", Eigen::Vector2d(1, 2));
+      write(z, dir + "/safetensors/zero_element.safetensors");
+    }
+    {
+      const auto cfg = icl_fuzz::config();
+      icl_fuzz::Model m0 = icl_fuzz::make_model(1, 1);
+      icl_fuzz::Trainer t0(m0, cfg);
+      write(t0.checkpoint(), dir + "/checkpoint/step0.safetensors");
+      for (int s = 0; s < 3; ++s) t0.train_step();
+      write(t0.checkpoint(), dir + "/checkpoint/step3.safetensors");
+      auto ams = cfg;
+      ams.optimizer.amsgrad = true;
+      icl_fuzz::Model m1 = icl_fuzz::make_model(1, 2);
+      icl_fuzz::Trainer t1(m1, ams);
+      t1.train_step();
+      write(t1.checkpoint(), dir + "/checkpoint/amsgrad_step1.safetensors");
+      icl_fuzz::Model m2 = icl_fuzz::make_model(2, 3);
+      icl_fuzz::Trainer t2(m2, cfg);
+      write(t2.checkpoint(), dir + "/checkpoint/two_layers.safetensors");
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "icl_fuzz_corpus: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
