@@ -137,6 +137,24 @@ PromptPredictor<typename Model::Scalar> model_predictor(const Model& model, std:
   return p;
 }
 
+/// `p` in another scalar type: tokens are rounded to From before the call and the predictions
+/// converted to To after it (e.g. a float model in a double evaluation next to double regressors).
+template <class To, class From>
+PromptPredictor<To> cast_predictor(PromptPredictor<From> p) {
+  using MatTo = typename PromptPredictor<To>::MatX;
+  using MatFrom = typename PromptPredictor<From>::MatX;
+  PromptPredictor<To> out;
+  out.name = p.name;
+  out.dim = p.dim;
+  out.max_tokens = p.max_tokens;
+  out.batch = p.batch;
+  out.predict = [f = std::move(p.predict)](const MatTo& tokens, int T) -> MatTo {
+    const MatFrom t = tokens.template cast<From>();
+    return f(t, T).template cast<To>();
+  };
+  return out;
+}
+
 /// Calls p.predict on B prompts of T tokens in chunks of at most p.batch prompts and checks the
 /// result's shape and finiteness: ceil(T/2) x B.
 template <class S>
