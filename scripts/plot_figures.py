@@ -121,12 +121,12 @@ def fig4(path, out):
             if x["target"] == t and k not in keys:
                 keys.append(k)
         for model, readout in keys:
-            pts = sorted((int(x["layer"]), float(x["mse"])) for x in r
+            pts = sorted((int(x["layer"]), float(x["one_minus_r2"])) for x in r
                          if x["target"] == t and x["model"] == model and x["readout"] == readout)
             L, m = zip(*pts)
             ax.plot(L, m, marker="o", ms=3, ls="--" if model == "control" else "-", label="%s, %s" % (model, readout))
         ax.set_xlabel("layer")
-        ax.set_ylabel("held-out probe MSE (mean over n)")
+        ax.set_ylabel("held-out 1 - R² (mean over n)")
         ax.set_title(t)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
