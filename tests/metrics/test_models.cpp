@@ -177,6 +177,23 @@ TEST_CASE("a trained model's batched evaluation equals per-context calls", "[met
   }
 }
 
+TEST_CASE("cast_predictor runs a float predictor inside a double evaluation", "[metrics][models]") {
+  // tokens are rounded to float, predictions widened back: the float OLS equals the double one to float
+  // rounding. The online least-squares solve of 5 examples in 2 dimensions with O(1) data loses a few
+  // digits at most (condition of a 2 x 2 Gram matrix of Gaussian rows): 1e-4 absolute is ~1e3 eps_float.
+  const auto f = mt::cast_predictor<double>(mt::prompt_predictor<float, 2>(rg::Ols{}, "OLS float"));
+  const auto d = mt::prompt_predictor<double, 2>(rg::Ols{});
+  CHECK(f.dim == 2);
+  icl::Rng rng(21);
+  Eigen::MatrixXd tokens(3, 4 * 9);
+  for (int b = 0; b < 4; ++b)
+    tokens.middleCols(b * 9, 9) = icl::data::encode(icl::data::sample_task<double, 2>({5}, rng)).leftCols(9);
+  const Eigen::MatrixXd pf = mt::predict_prompts(f, tokens, 9), pd = mt::predict_prompts(d, tokens, 9);
+  REQUIRE(pf.rows() == 5);
+  CHECK((pf - pd).cwiseAbs().maxCoeff() <= 1e-4);
+  CHECK((pf - pd).cwiseAbs().maxCoeff() > 0);  // really computed in float
+}
+
 TEST_CASE("prompt predictors reject bad input with clear errors", "[metrics][models]") {
   const Model model = small_model(4);
   const auto pp = mt::model_predictor<2>(model, "model");
