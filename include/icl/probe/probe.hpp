@@ -93,19 +93,17 @@ class Probe {
   }
 
   /// v̂ for N = hidden.cols()/T prompts (Eqs. (P1)-(P4)).
-  void forward(const Mat& hidden, Cache& c) const {
+  void forward(const Eigen::Ref<const Mat>& hidden, Cache& c) const {
     const Eigen::Index T = shape_.positions;
     ICL_CHECK_ARG(hidden.rows() == shape_.hidden, "Probe::forward: hidden: expected H = ", shape_.hidden,
                   " rows, got ", hidden.rows());
     ICL_CHECK_ARG(hidden.cols() >= T && hidden.cols() % T == 0,
                   "Probe::forward: hidden: expected a multiple of T = ", T,
                   " columns (prompts x positions), got ", hidden.cols());
-    const Eigen::Index N = hidden.cols() / T;
     c.alpha = attention();
-    c.u.resize(hidden.rows(), N);
-    for (Eigen::Index b = 0; b < N; ++b)
-      c.u.col(b).noalias() = hidden.middleCols(b * T, T) * c.alpha;  // (P2)
-    c.z.noalias() = W_ * c.u;                                        // (P3)
+    c.u = Mat::Zero(hidden.rows(), hidden.cols() / T);
+    for (Eigen::Index t = 0; t < T; ++t) c.u.noalias() += c.alpha(t) * position(hidden, t);  // (P2)
+    c.z.noalias() = W_ * c.u;                                                                // (P3)
     if (shape_.readout == Readout::linear) {
       c.out.noalias() = A1_ * c.z;  // (P4a)
       c.out.colwise() += a1_;
@@ -120,7 +118,7 @@ class Probe {
   }
 
   /// Predictions only.
-  Mat predict(const Mat& hidden) const {
+  Mat predict(const Eigen::Ref<const Mat>& hidden) const {
     Cache c;
     forward(hidden, c);
     return c.out;
@@ -128,7 +126,7 @@ class Probe {
 
   /// Accumulates the gradients of every parameter for upstream dout = ∂loss/∂v̂ (k x N), given the
   /// forward's input and cache (Eqs. (P6)-(P9)).
-  void backward(const Mat& hidden, const Cache& c, const Mat& dout) {
+  void backward(const Eigen::Ref<const Mat>& hidden, const Cache& c, const Mat& dout) {
     const Eigen::Index T = shape_.positions, N = c.u.cols();
     ICL_CHECK_ARG(dout.rows() == shape_.outputs && dout.cols() == N, "Probe::backward: dout: expected ",
                   shape_.outputs, "x", N, ", got ", dout.rows(), "x", dout.cols());
@@ -149,9 +147,8 @@ class Probe {
     }
     dW_.noalias() += dz * c.u.transpose();  // (P7)
     const Mat du = W_.transpose() * dz;
-    Vec dalpha = Vec::Zero(T);  // (P8)
-    for (Eigen::Index b = 0; b < N; ++b)
-      dalpha.noalias() += hidden.middleCols(b * T, T).transpose() * du.col(b);
+    Vec dalpha(T);  // (P8)
+    for (Eigen::Index t = 0; t < T; ++t) dalpha(t) = position(hidden, t).cwiseProduct(du).sum();
     ds_.array() += c.alpha.array() * (dalpha.array() - c.alpha.dot(dalpha));  // (P9)
   }
 
@@ -174,6 +171,14 @@ class Probe {
   void zero_grad() { nn::zero_grad(parameters()); }
 
  private:
+  // Position t of every prompt, H x N (column b = h_{b,t}): a strided view of the H x (N·T) states.
+  Eigen::Map<const Mat, 0, Eigen::OuterStride<>> position(const Eigen::Ref<const Mat>& hidden,
+                                                          Eigen::Index t) const {
+    const Eigen::Index T = shape_.positions;
+    return {hidden.data() + t * hidden.outerStride(), hidden.rows(), hidden.cols() / T,
+            Eigen::OuterStride<>(hidden.outerStride() * T)};
+  }
+
   static Mat uniform(int rows, int cols, Rng& rng) {
     const double a = 1.0 / std::sqrt(static_cast<double>(cols));
     Mat m(rows, cols);
@@ -286,7 +291,7 @@ ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hi
   Mat dout;
   for (int step = 0; step < opt.steps; ++step) {
     const Eigen::Index b0 = (step % chunks) * bs, nb = std::min(bs, n_train - b0);
-    const Mat Xb = Xtr.middleCols(b0 * T, nb * T);
+    const auto Xb = Xtr.middleCols(b0 * T, nb * T);  // a view, no copy
     fit.probe.zero_grad();
     fit.probe.forward(Xb, c);
     fit.loss.push_back(probe_loss<S>(c.out, Vtr.middleCols(b0, nb), &dout));
