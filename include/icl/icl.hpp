@@ -1,7 +1,7 @@
 /// @file
 /// Umbrella header of icl: everything, one include. Each area also has its own header
 /// (icl/core.hpp, icl/io.hpp, icl/data.hpp, icl/regress.hpp, icl/metrics.hpp, icl/nn.hpp,
-/// icl/train.hpp, icl/construct.hpp).
+/// icl/train.hpp, icl/construct.hpp, icl/probe.hpp).
 #pragma once
 #include "icl/core.hpp"
 #include "icl/io.hpp"
@@ -11,3 +11,4 @@
 #include "icl/nn.hpp"
 #include "icl/train.hpp"
 #include "icl/construct.hpp"
+#include "icl/probe.hpp"

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include "support/throws.hpp"
 
 #include "icl/data/task.hpp"
@@ -113,4 +114,26 @@ TEST_CASE("data: bad input gives clear errors", "[data][task]") {
   t.y.resize(3);
   CHECK_THROWS_MATCHES(icl::data::encode(t, Eigen::Vector3d::Zero()), icl::InvalidArgument,
                        icl::test::MessageContains("x_query has 3 entries, expected D = 2"));
+}
+
+TEST_CASE("data: w_mean shifts the weights (the paper's control model: w = 1)", "[data][task]") {
+  // w_mean = 1, w_std = 0: every task has w = 1 exactly (1 + 0·normal), y = X·1
+  icl::Rng rng(3);
+  const icl::data::TaskDistribution ones{5, 1.0, 0.0, 0.0, 1.0};
+  const auto t = icl::data::sample_task<double, 4>(ones, rng);
+  CHECK(t.w == Eigen::Vector4d::Ones());
+  CHECK((t.y - t.X.rowwise().sum()).cwiseAbs().maxCoeff() == 0);
+  // the draw order is unchanged: w_mean = 0 gives the stream of the default distribution, and a
+  // shifted mean moves w by exactly w_mean
+  icl::Rng a(9), b(9);
+  const auto t0 = icl::data::sample_task<double, 4>({5}, a);
+  icl::data::TaskDistribution shifted{5};
+  shifted.w_mean = 2.5;
+  const auto t1 = icl::data::sample_task<double, 4>(shifted, b);
+  CHECK(t1.X == t0.X);
+  // w_mean + z is one rounded double addition: off by at most half an ulp of |w| < 8, i.e. 8.9e-16
+  CHECK((t1.w - t0.w - Eigen::Vector4d::Constant(2.5)).cwiseAbs().maxCoeff() <= 2e-15);
+  shifted.w_mean = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH((icl::data::sample_task<double, 4>(shifted, b)),
+                    Catch::Contains("TaskDistribution.w_mean"));
 }

@@ -67,6 +67,35 @@ class CompiledProgram {
     for (const auto& b : real_.blocks) blocks_.emplace_back(b, real_.constants.ln_eps);
   }
 
+  /// B = h.cols()/T sequences of T columns side by side (embed() outputs, H x (B·T)) through the stack at
+  /// once; every layer's hidden state: states[0] = h, states[l] = after l layers (layers() + 1 entries).
+  std::vector<SeqType> forward_all(const SeqType& h, int T) const {
+    check_batch(h, T, "CompiledProgram::forward_all");
+    std::vector<SeqType> states;
+    states.reserve(real_.schedule.size() + 1);
+    states.push_back(h);
+    typename detail::Block<S, H, F>::PaperBlock::Cache cache;
+    for (int b : real_.schedule) {
+      SeqType out(H, h.cols());
+      blocks_[static_cast<std::size_t>(b)].paper_block().forward(states.back(), T, cache, out);
+      states.push_back(std::move(out));
+    }
+    return states;
+  }
+  /// The final state of B = h.cols()/T sequences of T columns run at once (equals forward() per sequence).
+  SeqType forward(const SeqType& h, int T) const {
+    check_batch(h, T, "CompiledProgram::forward");
+    typename detail::Block<S, H, F>::PaperBlock::Cache cache;
+    SeqType cur = h, out(H, h.cols());
+    for (int b : real_.schedule) {
+      blocks_[static_cast<std::size_t>(b)].paper_block().forward(cur, T, cache, out);
+      cur.swap(out);
+    }
+    return cur;
+  }
+  /// Number of layers (the schedule's length).
+  int layers() const { return static_cast<int>(real_.schedule.size()); }
+
   /// Runs the stack of blocks on a realised state (embed() output).
   SeqType forward(SeqType h) const {
     for (int b : real_.schedule) h = blocks_[b].forward(h);
@@ -81,6 +110,11 @@ class CompiledProgram {
   }
   Resources resources() const { return real_.resources(); }
   const Realisation<S>& realisation() const { return real_; }
+
+  static void check_batch(const SeqType& h, int T, const char* fn) {
+    ICL_CHECK_ARG(T >= 1 && h.cols() % T == 0, fn, ": T: expected a sequence length >= 1 dividing the ",
+                  h.cols(), " columns, got ", T);
+  }
 
   /// The model as safetensors: the distinct blocks under "blocks.<b>." with the paper block's parameter
   /// names (docs/nn.md: self_attn.in_proj_weight, self_attn.out_proj.weight/bias, linear1.*, linear2.*),
@@ -177,6 +211,38 @@ class ConstructedTransformer {
 
   ConstructedTransformer(Chain<S> chain, Realisation<S> realisation, ChainSpec spec = {})
       : chain_(std::move(chain)), model_(std::move(realisation)), spec_(std::move(spec)) {}
+
+  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+  /// Layers of the realised stack.
+  int layers() const { return model_.layers(); }
+  /// B = tokens.cols()/T prompts of T tokens side by side ((D+1) x (B·T)): their realised input states
+  /// side by side (H x (B·T)). Checks the width, T and the values as embed() does.
+  template <class Derived>
+  SeqType embed_batch(const Eigen::MatrixBase<Derived>& tokens, int T) const {
+    ICL_CHECK_ARG(T >= 1 && tokens.cols() >= T && tokens.cols() % T == 0, chain_.name,
+                  " transformer: T: expected a prompt length >= 1 dividing the ", tokens.cols(),
+                  " token columns, got ", T);
+    const Eigen::Index B = tokens.cols() / T;
+    SeqType h(H, tokens.cols());
+    for (Eigen::Index b = 0; b < B; ++b) h.middleCols(b * T, T) = embed(tokens.middleCols(b * T, T));
+    return h;
+  }
+  /// Every layer's hidden state of B prompts of T tokens run at once (for probing): layers() + 1 matrices
+  /// H x (B·T), [0] the embedding, [l] the state after l layers.
+  template <class Derived>
+  std::vector<SeqType> hidden_states(const Eigen::MatrixBase<Derived>& tokens, int T) const {
+    return model_.forward_all(embed_batch(tokens, T), T);
+  }
+  /// Predictions of B prompts of T tokens run at once: ceil(T/2) x B, column b the predictions at prompt
+  /// b's x-tokens (for the n = 1 chains with a fixed read-out column: 1 x B). Equals predict() per prompt.
+  template <class Derived>
+  Matrix predict_batch(const Eigen::MatrixBase<Derived>& tokens, int T) const {
+    const SeqType h = model_.forward(embed_batch(tokens, T), T);
+    const Eigen::Index B = tokens.cols() / T;
+    Matrix out(chain_.readout.column >= 0 ? 1 : (T + 1) / 2, B);
+    for (Eigen::Index b = 0; b < B; ++b) out.col(b) = read(h.middleCols(b * T, T));
+    return out;
+  }
 
   /// Longest input (tokens) and most examples the model was built for.
   int max_tokens() const { return model_.realisation().layout.max_columns; }

@@ -11,12 +11,14 @@
 
 namespace icl::data {
 
-/// x ~ N(0, x_std² I_D), w ~ N(0, w_std² I_D), y = X w + noise_std · ε with ε ~ N(0, I_n).
+/// x ~ N(0, x_std² I_D), w ~ N(w_mean·1, w_std² I_D), y = X w + noise_std · ε with ε ~ N(0, I_n).
 struct TaskDistribution {
   int n;                 ///< number of (x, y) examples in a context, n >= 0
   double x_std = 1;      ///< standard deviation of every input coordinate, >= 0
   double w_std = 1;      ///< standard deviation of every weight coordinate (τ), >= 0
   double noise_std = 0;  ///< standard deviation of the label noise (σ), >= 0
+  double w_mean = 0;     ///< mean of every weight coordinate (the paper's control model: w = 1 is
+                         ///< w_mean = 1, w_std = 0), finite
 };
 
 /// One regression task: n examples in D dimensions and the weights that generated them.
@@ -41,6 +43,7 @@ inline void validate(const TaskDistribution& dist) {
     check_finite_scalar(stds[i], names[i]);
     ICL_CHECK_ARG(stds[i] >= 0, names[i], ": expected >= 0, got ", stds[i]);
   }
+  check_finite_scalar(dist.w_mean, "TaskDistribution.w_mean");
 }
 
 /// Samples a task. Draw order (part of the reproducibility contract): the D weights, then X row
@@ -51,7 +54,7 @@ Task<S, D> sample_task(const TaskDistribution& dist, Rng& rng) {
   validate(dist);
   Task<S, D> t;
   Eigen::Matrix<double, D, 1> w;
-  for (int k = 0; k < D; ++k) w(k) = dist.w_std * rng.normal();
+  for (int k = 0; k < D; ++k) w(k) = dist.w_mean + dist.w_std * rng.normal();
   Eigen::Matrix<double, Eigen::Dynamic, D> X(dist.n, D);
   for (int i = 0; i < dist.n; ++i)
     for (int k = 0; k < D; ++k) X(i, k) = dist.x_std * rng.normal();

@@ -217,6 +217,22 @@ class Transformer {
     return p;
   }
 
+  /// B = tokens.cols()/T prompts of T tokens side by side ((D+1) x (B·T)) in one forward pass:
+  /// ceil(T/2) x B, column b the predictions at prompt b's x-token columns (predict() per prompt).
+  template <class Derived>
+  Mat<S> predict_batch(const Eigen::MatrixBase<Derived>& tokens, int T) const {
+    ICL_CHECK_ARG(tokens.rows() == D + 1, "Transformer::predict_batch: tokens: expected D+1 = ", D + 1,
+                  " rows, got ", tokens.rows());
+    const Mat<S> tok = tokens.template cast<S>();
+    Cache c;
+    forward(tok, T, c);
+    const Eigen::Index B = tok.cols() / T, P = (T + 1) / 2;
+    Mat<S> p(P, B);
+    for (Eigen::Index b = 0; b < B; ++b)
+      for (Eigen::Index i = 0; i < P; ++i) p(i, b) = c.out(b * T + 2 * i);
+    return p;
+  }
+
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix = "") {
     read_in.append_parameters(ps, prefix + "read_in.");
     ps.push_back({prefix + "pos_embedding.weight", TMax, H, pos_.data(), dpos_.data()});

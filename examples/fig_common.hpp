@@ -1,0 +1,135 @@
+// Shared by the figure programs (fig1, fig2, fig3, fig4_probe; docs/reproduction.md): option
+// parsing, the trained model type, training with checkpoints/resume, model files with their
+// architecture in the metadata.
+#pragma once
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "icl/io/safetensors.hpp"
+#include "icl/nn/init.hpp"
+#include "icl/nn/transformer.hpp"
+#include "icl/train/checkpoint.hpp"
+#include "icl/train/trainer.hpp"
+
+namespace fig {
+
+/// The paper-style small learner of every figure: pre-LN blocks, H = 64, 4 heads, MLP 256, prompts of
+/// up to 40 examples (79 tokens), float; depth is a run-time choice.
+constexpr int kH = 64, kM = 4, kF = 4 * kH, kTMax = 79;
+template <int D>
+using Model = icl::nn::PreLNTransformer<float, D, kH, kM, kF, kTMax>;
+
+/// "--key value" options and "--flag" switches; every key must be known (listed in `keys` with its
+/// default value; flags have the default "false"). --help prints `usage` and exits.
+class Options {
+ public:
+  Options(int argc, char** argv, const std::string& usage, std::map<std::string, std::string> defaults)
+      : v_(std::move(defaults)) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string k = argv[i];
+      if (k == "--help" || k == "-h") {
+        std::cout << usage;
+        std::exit(0);
+      }
+      if (k.rfind("--", 0) != 0 || !v_.count(k.substr(2)))
+        throw icl::InvalidArgument("unknown option '" + k + "' (see --help)");
+      const std::string key = k.substr(2);
+      if (v_[key] == "false" || v_[key] == "true") {
+        v_[key] = "true";
+      } else {
+        if (i + 1 >= argc) throw icl::InvalidArgument("option " + k + " needs a value");
+        v_[key] = argv[++i];
+      }
+    }
+  }
+  std::string str(const std::string& k) const { return v_.at(k); }
+  int integer(const std::string& k) const { return std::stoi(v_.at(k)); }
+  long long int64(const std::string& k) const { return std::stoll(v_.at(k)); }
+  double real(const std::string& k) const { return std::stod(v_.at(k)); }
+  bool flag(const std::string& k) const { return v_.at(k) == "true"; }
+  void set(const std::string& k, const std::string& v) { v_[k] = v; }
+
+ private:
+  std::map<std::string, std::string> v_;
+};
+
+/// What to train.
+struct TrainSpec {
+  int layers = 4;
+  long long steps = 12000;
+  int batch = 64;
+  double lr = 1e-3;  // the paper's 1e-4 is for 500k steps; short runs need more (docs/train.md)
+  int threads = 2;
+  std::uint64_t seed = 0;
+  icl::data::TaskDistribution task{40};
+  std::string checkpoint;  // Trainer checkpoint (weights + Adam state + step), written every 500 steps
+  bool resume = false;     // continue from `checkpoint` when the file exists
+  long long log_every = 100;
+};
+
+/// Trains `model` (weights initialised here, uniform scaling) with icl::train::Trainer; resumes from
+/// spec.checkpoint when asked and present. Returns the final evaluation loss.
+template <int D>
+double train(Model<D>& model, const TrainSpec& spec, std::ostream& log) {
+  icl::Rng init_rng(spec.seed + 1);
+  icl::nn::init_uniform_scaling(model.parameters(), init_rng);
+  icl::train::TrainConfig cfg;
+  cfg.steps = spec.steps;
+  cfg.batch = spec.batch;
+  cfg.task = spec.task;
+  cfg.optimizer.lr = spec.lr;
+  cfg.clip_norm = 1.0;
+  cfg.eval_every = std::max<long long>(1, std::min<long long>(500, spec.steps));
+  cfg.eval_batch = 256;
+  cfg.log_every = spec.log_every;
+  cfg.seed = spec.seed;
+  cfg.checkpoint_path = spec.checkpoint;
+  cfg.checkpoint_every = cfg.eval_every;
+  cfg.batch_options.threads = spec.threads;
+  if (spec.threads > 1) cfg.batch_options.chunk_sequences = (spec.batch + 3) / 4;  // thread-count independent
+  icl::train::Trainer<Model<D>> trainer(model, cfg, &log);
+  if (spec.resume && !spec.checkpoint.empty() && std::filesystem::exists(spec.checkpoint)) {
+    trainer.load_checkpoint(spec.checkpoint);
+    log << "resumed " << spec.checkpoint << " at step " << trainer.step() << "\n";
+  }
+  trainer.run();
+  return trainer.history().back().eval_loss;
+}
+
+/// The model's weights with its architecture as metadata (model, d, layers, hidden, heads, mlp,
+/// max_tokens, final_norm: the names of ../shared/design/architecture.md), float.
+template <int D>
+void save_model(Model<D>& model, const std::string& path) {
+  icl::io::SafeTensors st;
+  icl::train::save_parameters(st, model.parameters());
+  st.metadata = {{"format", "icl.model"},        {"model", "pre_ln"},
+                 {"d", std::to_string(D)},       {"layers", std::to_string(model.layers())},
+                 {"hidden", std::to_string(kH)}, {"heads", std::to_string(kM)},
+                 {"mlp", std::to_string(kF)},    {"max_tokens", std::to_string(kTMax)},
+                 {"final_norm", "false"}};
+  st.save(path);
+}
+
+/// The depth stored in a save_model() file's metadata (`fallback` when it has none).
+inline int stored_layers(const std::string& path, int fallback) {
+  const icl::io::SafeTensors st = icl::io::SafeTensors::load(path);
+  return st.metadata.count("layers") ? std::stoi(st.metadata.at("layers")) : fallback;
+}
+
+/// Loads the weights of a save_model() file (or a Trainer checkpoint) into `model`.
+template <int D>
+void load_weights(const std::string& path, Model<D>& model) {
+  const icl::io::SafeTensors st = icl::io::SafeTensors::load(path);
+  if (st.metadata.count("d") && std::stoi(st.metadata.at("d")) != D)
+    throw icl::IoError(path + ": a model for d = " + st.metadata.at("d") +
+                       ", expected d = " + std::to_string(D));
+  icl::train::load_parameters(st, model.parameters(), /*strict=*/false);
+}
+
+inline void ensure_dir(const std::string& dir) { std::filesystem::create_directories(dir); }
+
+}  // namespace fig
