@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
       c.put_nd("t", {2, 1, 2}, std::vector<double>{1, 2, 3, 4}, DType::F32);
       c.put_matrix("m", Eigen::Vector2d(4, 5));
       write(c, dir + "/safetensors/scalar_3d_mixed.safetensors");
-      SafeTensors z;  // a zero-element tensor next to a non-empty one (known defects (1), (2))
+      SafeTensors z;  // a zero-element tensor next to a non-empty one (once: memcpy on null, span order)
       z.put_nd("empty", {0, 3}, std::vector<double>{}, DType::F32);
       z.put("x", Eigen::Vector2d(1, 2));
       write(z, dir + "/safetensors/zero_element.safetensors");
