@@ -35,7 +35,8 @@ r2, train_mse) and <out>/fig4.csv (the mean over n of mse and 1 - R² per model,
 Default = the documented CPU-scale run: 2 models x 6,000 steps at L = 8, d = 4 (about 20 min on 2 cores
 with -DICL_EXAMPLES_ARCH=native on an AVX-512 machine, by the issue's 19.5 steps/s at L = 4, d = 8) and
 2 x 9 x 8 x 2 x 2 = 576 probes (~10 min).
---quick: L = 2, 20 steps, n = 10, ns 1,2,4, 64 prompts, 20 probe steps (seconds; the CTest run).
+--quick: L = 2, 20 steps, n = 10, ns 1,2,4, 64 prompts, 20 probe steps (seconds; the CTest run;
+options given explicitly win).
 )";
 
 std::vector<int> parse_list(const std::string& s) {
@@ -67,16 +68,16 @@ int main(int argc, char** argv) try {
                   {"quick", "false"},
                   {"n", "40"}});
   if (o.flag("quick")) {
-    o.set("layers", "2");
-    o.set("steps", "20");
-    o.set("batch", "8");
-    o.set("n", "10");
-    o.set("ns", "1,2,4");
-    o.set("prompts", "64");
-    o.set("probe-steps", "20");
-    o.set("probe-batch", "16");
-    o.set("width", "8");
-    o.set("mlp", "8");
+    o.preset("layers", "2");
+    o.preset("steps", "20");
+    o.preset("batch", "8");
+    o.preset("n", "10");
+    o.preset("ns", "1,2,4");
+    o.preset("prompts", "64");
+    o.preset("probe-steps", "20");
+    o.preset("probe-batch", "16");
+    o.preset("width", "8");
+    o.preset("mlp", "8");
   }
   constexpr int D = 4;
   namespace pb = icl::probe;
@@ -86,7 +87,7 @@ int main(int argc, char** argv) try {
   const std::vector<int> ns = parse_list(o.str("ns"));
   for (const int n : ns)
     if (n < 1 || 2 * n > fig::kTMax)
-      throw icl::InvalidArgument("fig4_probe: --ns: n = " + std::to_string(n) +
+      throw icl::InvalidArgument("--ns: n = " + std::to_string(n) +
                                  " needs 2n tokens, expected 1 <= n <= " + std::to_string(fig::kTMax / 2));
   icl::io::CsvWriter per_n(out + "/fig4_per_n.csv",
                            {"model", "target", "readout", "layer", "n", "mse", "r2", "train_mse"});

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ class Options {
       if (k.rfind("--", 0) != 0 || !v_.count(k.substr(2)))
         throw icl::InvalidArgument("unknown option '" + k + "' (see --help)");
       const std::string key = k.substr(2);
+      given_.insert(key);
       if (v_[key] == "false" || v_[key] == "true") {
         v_[key] = "true";
       } else {
@@ -51,10 +53,14 @@ class Options {
   long long int64(const std::string& k) const { return std::stoll(v_.at(k)); }
   double real(const std::string& k) const { return std::stod(v_.at(k)); }
   bool flag(const std::string& k) const { return v_.at(k) == "true"; }
-  void set(const std::string& k, const std::string& v) { v_[k] = v; }
+  /// A different default (e.g. for --quick): applies unless the option was given on the command line.
+  void preset(const std::string& k, const std::string& v) {
+    if (!given_.count(k)) v_.at(k) = v;
+  }
 
  private:
   std::map<std::string, std::string> v_;
+  std::set<std::string> given_;
 };
 
 /// What to train.
