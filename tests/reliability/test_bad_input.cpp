@@ -174,7 +174,8 @@ TEST_CASE("bad input: nn Transformer: negative layer count", "[reliability]") {
 
 TEST_CASE("bad input: nn Transformer predict/forward: empty input", "[reliability]") {
   const Tiny m = tiny_model(1, 4);
-  CHECK_INVALID(m.predict(Eigen::MatrixXf(kD + 1, 0)), "T: expected a sequence length in [1, 5], got 0");
+  CHECK_INVALID(m.predict(Eigen::MatrixXf(kD + 1, 0)),
+                "Transformer::predict: tokens: expected at least one token, got 0");
   Tiny::Cache c;
   CHECK_INVALID(m.forward(Eigen::MatrixXf(kD + 1, 3), 0, c), "T: expected a sequence length");
 }
