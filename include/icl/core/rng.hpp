@@ -123,8 +123,8 @@ class Rng {
   /// checkpoint restored with set_state() continues bit-identically.
   struct State {
     std::array<std::uint64_t, 4> s{};  ///< the four xoshiro256** state words
-    double spare = 0.0;  ///< the cached second value of the last normal() pair
-    bool has_spare = false;  ///< whether `spare` is returned by the next normal()
+    double spare = 0.0;                ///< the cached second value of the last normal() pair
+    bool has_spare = false;            ///< whether `spare` is returned by the next normal()
   };
   /// Snapshot of the full generator state (for checkpoints).
   State state() const noexcept { return State{s_, spare_, has_spare_}; }

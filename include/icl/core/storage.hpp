@@ -47,12 +47,15 @@ class HeapMatrix {
   static_assert(R > 0 && C > 0, "icl::HeapMatrix: both dimensions must be positive compile-time sizes");
 
  public:
-  using Scalar = S;  ///< the coefficient type S
+  using Scalar = S;               ///< the coefficient type S
   static constexpr int Rows = R;  ///< rows at compile time
   static constexpr int Cols = C;  ///< columns at compile time
-  static constexpr std::size_t Size = static_cast<std::size_t>(R) * static_cast<std::size_t>(C);  ///< R·C, the number of coefficients in the buffer
-  using MapType = Eigen::Map<Eigen::Matrix<S, R, C>, Eigen::Aligned64>;  ///< writable fixed-shape view of the buffer
-  using ConstMapType = Eigen::Map<const Eigen::Matrix<S, R, C>, Eigen::Aligned64>;  ///< read-only fixed-shape view of the buffer
+  /// R·C, the number of coefficients in the buffer.
+  static constexpr std::size_t Size = static_cast<std::size_t>(R) * static_cast<std::size_t>(C);
+  /// Writable fixed-shape (R x C, column-major, 64-byte aligned) view of the buffer.
+  using MapType = Eigen::Map<Eigen::Matrix<S, R, C>, Eigen::Aligned64>;
+  /// Read-only fixed-shape view of the buffer.
+  using ConstMapType = Eigen::Map<const Eigen::Matrix<S, R, C>, Eigen::Aligned64>;
 
   /// Zero-initialised.
   HeapMatrix() : data_(allocate()) { std::fill_n(data_, Size, S(0)); }
