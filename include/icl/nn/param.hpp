@@ -20,10 +20,13 @@ struct ParamView {
   S* value;           ///< rows*cols values, column-major
   S* grad;            ///< rows*cols gradient accumulators, column-major
 
+  /// rows·cols, the number of scalars.
   Eigen::Index size() const { return rows * cols; }
+  /// The values as a writable rows x cols matrix (no copy).
   Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> value_map() const {
     return {value, rows, cols};
   }
+  /// The gradient accumulators as a writable rows x cols matrix (no copy).
   Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> grad_map() const { return {grad, rows, cols}; }
 };
 
