@@ -14,7 +14,7 @@ namespace icl::nn {
 /// Pointers stay valid for the lifetime of the owning object (no reallocation after construction).
 template <class S>
 struct ParamView {
-  std::string name;   ///< dotted name, e.g. "blocks.0.attn.q.weight" (see docs/nn.md for the scheme)
+  std::string name;   ///< dotted name, e.g. "blocks.0.linear1.weight" (see docs/nn.md for the scheme)
   Eigen::Index rows;  ///< rows (PyTorch's first dimension)
   Eigen::Index cols;  ///< columns (1 for vectors)
   S* value;           ///< rows*cols values, column-major
