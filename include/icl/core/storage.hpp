@@ -82,8 +82,8 @@ class HeapMatrix {
     std::swap(data_, o.data_);
     return *this;
   }
-  /// Allocates and copies an Eigen expression of the same R x C shape (a size mismatch is an
-  /// Eigen assertion, not an exception).
+  /// Allocates and copies an Eigen expression of the same R x C shape (a mismatch fails to
+  /// compile for fixed sizes and is an Eigen assertion for run-time sizes).
   template <class Derived>
   explicit HeapMatrix(const Eigen::MatrixBase<Derived>& e) : data_(allocate()) {
     map() = e;

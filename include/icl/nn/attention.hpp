@@ -89,7 +89,8 @@ class CausalAttention {
     }
   };
 
-  /// Zero weights and biases. The score factor is opt.scale, or 1/sqrt(DQK) when unset (PyTorch).
+  /// Zero weights and biases. The score factor is opt.scale, or 1/sqrt(DQK) when unset (PyTorch's
+  /// default for DQK = H/M).
   /// @throws icl::InvalidArgument if opt.scale is set and not finite.
   explicit CausalAttention(AttentionOptions opt = {})
       : scores_(opt.scores),

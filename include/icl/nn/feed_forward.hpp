@@ -45,7 +45,7 @@ class FeedForward {
   Linear<S, H, F> linear1;  ///< W1 (F x H), b1 (F)
   Linear<S, F, H> linear2;  ///< W2 (H x F), b2 (H)
 
-  /// y = W2 σ(W1 x + b1) + b2 for every column (Eq. F1); x and y are H x T, y preallocated. Fills
+  /// y = W2 σ(W1 x + b1) + b2 for every column (Eq. F1); x and y are H x N, y preallocated. Fills
   /// `c` for backward().
   void forward(const In<S>& x, Cache& c, Out<S> y) const {
     c.pre.resize(F, x.cols());

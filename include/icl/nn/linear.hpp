@@ -82,7 +82,7 @@ class Linear {
     return ps;
   }
   /// Appends the views of parameters() to `ps`, named `prefix + weight_name` and `prefix + bias_name`
-  /// (the attention's out_proj uses this with PyTorch's names).
+  /// (the attention's in_proj passes "in_proj_weight", "in_proj_bias").
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix,
                          const std::string& weight_name = "weight", const std::string& bias_name = "bias") {
     ps.push_back({prefix + weight_name, NOut, NIn, w_.data(), dw_.data()});

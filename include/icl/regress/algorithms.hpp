@@ -23,7 +23,7 @@ struct Ridge {
 /// `steps` full-batch gradient steps from w0 = 0 on Σ(wᵀx_j − y_j)² + λ‖w‖²:
 /// w ← w − 2·lr·(XᵀXw − Xᵀy + λw) (docs/regress.md Eq. (3)). Gd{lr} is w = 2·lr·Xᵀy.
 struct Gd {
-  double lr;          ///< step size (> 0, finite); each step moves w by −2·lr times the gradient
+  double lr;          ///< step size (> 0, finite): w ← w − 2·lr·(XᵀXw − Xᵀy + λw)
   int steps = 1;      ///< number of full-batch steps (>= 1)
   double lambda = 0;  ///< λ >= 0, the L2 penalty on ‖w‖² (finite)
 };
@@ -69,7 +69,7 @@ inline constexpr bool is_algorithm_v = is_linear_v<A> || std::is_same_v<A, Knn>;
 
 // --- validation: throws InvalidArgument naming the field ---------------------------------------
 
-/// No-op: Ols has no parameters. Same signature as the other validate() overloads.
+/// No-op (Ols has no parameters); lets generic code validate any algorithm.
 inline void validate(const Ols&, const char* = "") {}
 /// No-op: Averaging has no parameters.
 inline void validate(const Averaging&, const char* = "") {}
