@@ -21,8 +21,9 @@ namespace icl {
 /// std:: distributions differ between libstdc++ and libc++.
 class Rng {
  public:
-  using result_type = std::uint64_t;
+  using result_type = std::uint64_t;  ///< 64 raw bits per draw
 
+  /// Seeds the engine as reseed(seed) does; the same seed gives the same stream everywhere.
   explicit Rng(std::uint64_t seed = 0) noexcept { reseed(seed); }
 
   /// Re-seeds: the state is four successive SplitMix64 outputs of `seed`.
@@ -32,8 +33,11 @@ class Rng {
     has_spare_ = false;
   }
 
+  /// Smallest value operator() returns (0), for std::uniform_random_bit_generator.
   static constexpr result_type min() noexcept { return 0; }
+  /// Largest value operator() returns (2^64 − 1), for std::uniform_random_bit_generator.
   static constexpr result_type max() noexcept { return std::numeric_limits<result_type>::max(); }
+  /// Next 64 raw bits, same as next_u64() (the std::uniform_random_bit_generator interface).
   result_type operator()() noexcept { return next_u64(); }
 
   /// Next 64 raw bits (xoshiro256**).
@@ -118,11 +122,13 @@ class Rng {
   /// Everything that determines the future stream, including the cached normal spare, so a
   /// checkpoint restored with set_state() continues bit-identically.
   struct State {
-    std::array<std::uint64_t, 4> s{};
-    double spare = 0.0;
-    bool has_spare = false;
+    std::array<std::uint64_t, 4> s{};  ///< the four xoshiro256** state words
+    double spare = 0.0;                ///< the cached second value of the last normal() pair
+    bool has_spare = false;            ///< whether `spare` is returned by the next normal()
   };
+  /// Snapshot of the full generator state (for checkpoints).
   State state() const noexcept { return State{s_, spare_, has_spare_}; }
+  /// Restores a snapshot from state(): the stream continues exactly where it was taken.
   void set_state(const State& st) noexcept {
     s_ = st.s;
     spare_ = st.spare;

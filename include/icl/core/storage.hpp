@@ -16,9 +16,10 @@ namespace icl {
 template <class S>
 inline constexpr bool is_scalar_v = std::is_floating_point_v<S>;
 
-/// Column vector / matrix aliases used throughout (columns are tokens).
+/// A column vector of R entries (R = Eigen::Dynamic by default: size set at run time).
 template <class S, int R = Eigen::Dynamic>
 using Vec = Eigen::Matrix<S, R, 1>;
+/// An R x C matrix; each size is a compile-time constant or Eigen::Dynamic (the default).
 template <class S, int R = Eigen::Dynamic, int C = Eigen::Dynamic>
 using Mat = Eigen::Matrix<S, R, C>;
 /// A sequence: R features (rows) by a run-time number of tokens (columns).
@@ -46,11 +47,14 @@ class HeapMatrix {
   static_assert(R > 0 && C > 0, "icl::HeapMatrix: both dimensions must be positive compile-time sizes");
 
  public:
-  using Scalar = S;
+  using Scalar = S;               ///< the coefficient type S
   static constexpr int Rows = R;  ///< rows at compile time
   static constexpr int Cols = C;  ///< columns at compile time
+  /// R·C, the number of coefficients in the buffer.
   static constexpr std::size_t Size = static_cast<std::size_t>(R) * static_cast<std::size_t>(C);
+  /// Writable fixed-shape (R x C, column-major, 64-byte aligned) view of the buffer.
   using MapType = Eigen::Map<Eigen::Matrix<S, R, C>, Eigen::Aligned64>;
+  /// Read-only fixed-shape view of the buffer.
   using ConstMapType = Eigen::Map<const Eigen::Matrix<S, R, C>, Eigen::Aligned64>;
 
   /// Zero-initialised.
@@ -73,10 +77,13 @@ class HeapMatrix {
     std::copy_n(o.data_, Size, data_);
     return *this;
   }
+  /// Swaps the buffers: `o` takes this matrix's old buffer (empty if this was empty).
   HeapMatrix& operator=(HeapMatrix&& o) noexcept {
     std::swap(data_, o.data_);
     return *this;
   }
+  /// Allocates and copies an Eigen expression of the same R x C shape (a mismatch fails to
+  /// compile for fixed sizes and is an Eigen assertion for run-time sizes).
   template <class Derived>
   explicit HeapMatrix(const Eigen::MatrixBase<Derived>& e) : data_(allocate()) {
     map() = e;
@@ -93,11 +100,17 @@ class HeapMatrix {
   /// True only for a moved-from matrix, which owns no buffer until it is assigned to.
   bool empty() const noexcept { return data_ == nullptr; }
 
+  /// Writable R x C view of the coefficients (column-major); undefined on an empty matrix.
   MapType map() noexcept { return MapType(data_); }
+  /// Read-only R x C view of the coefficients (column-major).
   ConstMapType map() const noexcept { return ConstMapType(data_); }
+  /// Pointer to the R·C column-major coefficients, 64-byte aligned; nullptr when empty().
   S* data() noexcept { return data_; }
+  /// Read-only pointer to the coefficients; nullptr when empty().
   const S* data() const noexcept { return data_; }
+  /// Compile-time row count R.
   static constexpr int rows() noexcept { return R; }
+  /// Compile-time column count C.
   static constexpr int cols() noexcept { return C; }
 
  private:

@@ -56,33 +56,42 @@ class CausalAttention {
   static_assert(DQK >= 1 && DV >= 1, "icl::nn::CausalAttention: head widths must be positive");
 
  public:
+  /// The scalar type S.
   using Scalar = S;
   static constexpr int Hidden = H;              ///< model width
   static constexpr int Heads = M;               ///< heads
   static constexpr int QKWidth = DQK;           ///< query/key width per head
   static constexpr int VWidth = DV;             ///< value width per head
   static constexpr int P = M * (2 * DQK + DV);  ///< rows of the stacked q/k/v projection
+  /// A sequence (or batch of sequences) of H-feature tokens, H x N.
   using SeqType = Seq<S, H>;
+  /// Writable DQK x H view of one head's W^Q or W^K rows inside in_proj_weight (column stride P).
   using WeightQK = Eigen::Map<Eigen::Matrix<S, DQK, H>, Eigen::Unaligned, Eigen::OuterStride<P>>;
+  /// Writable DV x H view of one head's W^V rows inside in_proj_weight (column stride P).
   using WeightV = Eigen::Map<Eigen::Matrix<S, DV, H>, Eigen::Unaligned, Eigen::OuterStride<P>>;
+  /// Writable view of one head's query or key bias (DQK entries) inside in_proj_bias.
   using BiasQK = Eigen::Map<Eigen::Matrix<S, DQK, 1>>;
+  /// Writable view of one head's value bias (DV entries) inside in_proj_bias.
   using BiasV = Eigen::Map<Eigen::Matrix<S, DV, 1>>;
 
   /// Forward state kept for backward, plus backward scratch (reused across calls).
   struct Cache {
-    Seq<S, P> qkv;         ///< stacked projections, P x N
-    Mat<S> attn;           ///< attention weights: T x (B·M·T), block (b·M + j) is A_j of sequence b
-    Seq<S, M * DV> heads;  ///< concatenated head outputs, M·DV x N
-    Seq<S, M * DV> dheads;
-    Seq<S, P> dqkv;
-    Mat<S> dA;
-    int T = 0;
+    Seq<S, P> qkv;          ///< stacked projections, P x N
+    Mat<S> attn;            ///< attention weights: T x (B·M·T), block (b·M + j) is A_j of sequence b
+    Seq<S, M * DV> heads;   ///< concatenated head outputs, M·DV x N
+    Seq<S, M * DV> dheads;  ///< backward scratch: dL/d[O_1; …; O_M], M·DV x N
+    Seq<S, P> dqkv;         ///< backward scratch: dL/d[Q; K; V], P x N
+    Mat<S> dA;              ///< backward scratch: dL/dA_j of the current (sequence, head), T x T
+    int T = 0;              ///< tokens per sequence of the last forward() (backward() reuses it)
     /// Attention weights of head j in sequence b: T x T, column = query, row = key.
     typename Mat<S>::ConstColsBlockXpr weights(Eigen::Index b, int j) const {
       return attn.middleCols((b * M + j) * T, T);
     }
   };
 
+  /// Zero weights and biases. The score factor is opt.scale, or 1/sqrt(DQK) when unset (PyTorch's
+  /// default for DQK = H/M).
+  /// @throws icl::InvalidArgument if opt.scale is set and not finite.
   explicit CausalAttention(AttentionOptions opt = {})
       : scores_(opt.scores),
         scale_(static_cast<S>(opt.scale ? *opt.scale : 1.0 / std::sqrt(static_cast<double>(DQK)))),
@@ -92,23 +101,33 @@ class CausalAttention {
                   opt.scale.value_or(0));
   }
 
+  /// Softmax or linear scores (fixed at construction).
   Scores scores() const { return scores_; }
+  /// The factor on the scores K_jᵀQ_j (Eq. T2).
   S scale() const { return scale_; }
+  /// Changes the score factor (e.g. 1 for the paper's block, which has no 1/sqrt); not validated.
   void set_scale(S s) { scale_ = s; }
 
   /// The stacked projection [W^Q; W^K; W^V] (P x H) and its bias (P).
   Linear<S, H, P>& in_proj() { return in_proj_; }
+  /// Read-only access to the stacked q/k/v projection.
   const Linear<S, H, P>& in_proj() const { return in_proj_; }
   /// The output projection (H x M·DV; the paper's W^F) with its bias.
   Linear<S, M * DV, H>& out_proj() { return out_proj_; }
+  /// Read-only access to the output projection.
   const Linear<S, M * DV, H>& out_proj() const { return out_proj_; }
 
-  /// Writable views of head j's query/key/value weights (DQK x H, DQK x H, DV x H).
+  /// Writable view of head j's query weights W^Q_j (DQK x H), 0 <= j < M (unchecked).
   WeightQK wq(int j) { return WeightQK(in_proj_.weight().data() + row_q(j)); }
+  /// Writable view of head j's key weights W^K_j (DQK x H), 0 <= j < M (unchecked).
   WeightQK wk(int j) { return WeightQK(in_proj_.weight().data() + row_k(j)); }
+  /// Writable view of head j's value weights W^V_j (DV x H), 0 <= j < M (unchecked).
   WeightV wv(int j) { return WeightV(in_proj_.weight().data() + row_v(j)); }
+  /// Writable view of head j's query bias (DQK entries; used only with opt.qkv_bias).
   BiasQK bq(int j) { return BiasQK(in_proj_.bias().data() + row_q(j)); }
+  /// Writable view of head j's key bias (DQK entries; used only with opt.qkv_bias).
   BiasQK bk(int j) { return BiasQK(in_proj_.bias().data() + row_k(j)); }
+  /// Writable view of head j's value bias (DV entries; used only with opt.qkv_bias).
   BiasV bv(int j) { return BiasV(in_proj_.bias().data() + row_v(j)); }
 
   /// y = Attention(x) for x holding B = x.cols()/T sequences of T tokens each.
@@ -172,15 +191,19 @@ class CausalAttention {
     in_proj_.backward_input(c.dqkv, dx);
   }
 
+  /// "in_proj_weight", "in_proj_bias" (with qkv_bias), "out_proj.weight", "out_proj.bias" (with
+  /// out_bias), each name prefixed by `prefix`; PyTorch's order.
   std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
     std::vector<ParamView<S>> ps;
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Appends the views of parameters() to `ps`.
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
     in_proj_.append_parameters(ps, prefix, "in_proj_weight", "in_proj_bias");
     out_proj_.append_parameters(ps, prefix + "out_proj.");
   }
+  /// Sets all parameter gradients to zero.
   void zero_grad() {
     in_proj_.zero_grad();
     out_proj_.zero_grad();

@@ -26,7 +26,7 @@ struct BatchOptions {
   int chunk_sequences = 0;  ///< sequences per chunk; 0 = the whole batch is one chunk
 };
 
-/// Reusable workspace for Eq. 8 loss and gradient of a `Model` (Transformer<…>) over batches.
+/// Reusable workspace for Eq. 8 loss and gradient of a `Model` (Transformer\<…\>) over batches.
 /// Holds one cache per worker and, with several chunks, one model replica per worker. Every call
 /// copies the model into the replicas it uses (weights and every setting: score type and scale,
 /// activation, LayerNorm eps, layers), so a setting changed between calls always reaches them;
@@ -35,18 +35,23 @@ struct BatchOptions {
 template <class Model>
 class BatchLoss {
  public:
+  /// The model's scalar type.
   using S = typename Model::Scalar;
+  /// A row of per-token values, 1 x N (the workspace's dL/d(output) rows).
   using RowVec = Eigen::Matrix<S, 1, Eigen::Dynamic>;
   /// Starts a worker thread running its argument. Replaceable (set_thread_starter) so that a
   /// failing start can be tested; the default is `std::thread(std::move(f))`.
   using ThreadStarter = std::function<std::thread(std::function<void()>)>;
 
+  /// A workspace that splits batches as `opt` says; allocates nothing until the first call.
+  /// @throws icl::InvalidArgument if opt.threads < 1 or opt.chunk_sequences < 0.
   explicit BatchLoss(BatchOptions opt = {}) : opt_(opt) {
     ICL_CHECK_ARG(opt.threads >= 1, "BatchLoss: threads: expected >= 1, got ", opt.threads);
     ICL_CHECK_ARG(opt.chunk_sequences >= 0, "BatchLoss: chunk_sequences: expected >= 0, got ",
                   opt.chunk_sequences);
   }
 
+  /// The options given at construction.
   const BatchOptions& options() const { return opt_; }
 
   /// Replaces how worker threads are started (an empty function restores the default); it must

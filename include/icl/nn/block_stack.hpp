@@ -21,35 +21,46 @@ namespace icl::nn {
 template <class Block>
 class BlockStack {
  public:
+  /// The scalar type of the blocks.
   using Scalar = typename Block::Scalar;
+  /// Short alias of Scalar.
   using S = Scalar;
   static constexpr int H = Block::Hidden;  ///< hidden width
+  /// A state (or batch of sequences) of H-feature tokens, H x N.
   using SeqType = Seq<S, H>;
 
+  /// Everything forward() keeps: the L + 1 hidden states and each block's cache; resized on first
+  /// use only, so one Cache can be reused across batches of the same shape.
   struct Cache {
+    /// Per-block caches (blocks[l].attn.weights(b, j): block l's T x T attention, head j, sequence b).
     std::vector<typename Block::Cache> blocks;
     std::vector<SeqType> hidden;  ///< hidden[0] = input, hidden[l+1] = output of block l
+    /// Backward scratch, H x N.
     SeqType dscratch;
+    /// Tokens per sequence of the last forward().
     int T = 0;
     /// Hidden state after l blocks (l = 0: the input), H x N.
     const SeqType& hidden_state(int l) const { return hidden.at(static_cast<std::size_t>(l)); }
   };
 
   BlockStack() = default;
-  /// L blocks, each constructed from `opt`.
+  /// L blocks, each constructed from `opt`. @throws icl::InvalidArgument if L < 0.
   template <class Options>
   BlockStack(int L, const Options& opt) {
     ICL_CHECK_ARG(L >= 0, "BlockStack: L: expected >= 0, got ", L);
     blocks.reserve(static_cast<std::size_t>(L));
     for (int l = 0; l < L; ++l) blocks.emplace_back(opt);
   }
+  /// L blocks with default options (Block::Options{}). @throws icl::InvalidArgument if L < 0.
   explicit BlockStack(int L) : BlockStack(L, typename Block::Options{}) {}
 
   std::vector<Block> blocks;  ///< the layers, in order; push/erase freely before running
 
+  /// Number of blocks L (blocks.size()).
   int layers() const { return static_cast<int>(blocks.size()); }
 
   /// Runs all blocks on `in` (B = in.cols()/T sequences); the result is c.hidden.back().
+  /// @throws icl::InvalidArgument unless T >= 1 divides in.cols().
   void forward(const In<S>& in, int T, Cache& c) const {
     ICL_CHECK_ARG(T >= 1 && in.cols() % T == 0, "BlockStack::forward: T: expected a divisor of the ",
                   in.cols(), " columns, got ", T);
@@ -87,11 +98,13 @@ class BlockStack {
     for (std::size_t l = 0; l < blocks.size(); ++l)
       blocks[l].append_parameters(ps, prefix + std::to_string(l) + ".");
   }
+  /// All blocks' parameter views, block l named "<prefix><l>.<block name>" (default prefix "blocks.").
   std::vector<ParamView<S>> parameters(const std::string& prefix = "blocks.") {
     std::vector<ParamView<S>> ps;
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Sets every block's parameter gradients to zero.
   void zero_grad() {
     for (auto& b : blocks) b.zero_grad();
   }

@@ -21,25 +21,32 @@ class FeedForward {
   static_assert(is_scalar_v<S>, "icl::nn::FeedForward: Scalar must be a floating-point type");
 
  public:
-  using Scalar = S;
+  using Scalar = S;                 ///< the scalar type S
   static constexpr int Hidden = H;  ///< input/output width
   static constexpr int Inner = F;   ///< inner width
+  /// A sequence of H-feature tokens (H x T).
   using SeqType = Seq<S, H>;
 
+  /// What forward() keeps for backward(), plus backward's scratch; resized on first use only.
   struct Cache {
-    Seq<S, F> pre;   ///< W1 x + b1
-    Seq<S, F> post;  ///< σ(pre)
-    Seq<S, F> dinner;
+    Seq<S, F> pre;     ///< W1 x + b1
+    Seq<S, F> post;    ///< σ(pre)
+    Seq<S, F> dinner;  ///< backward scratch: dL/d(pre), F x T
   };
 
+  /// Zero weights and biases, activation σ = `act` (default: erf GeLU, PyTorch's 'gelu').
   explicit FeedForward(Activation act = Activation::gelu_erf) : act_(act) {}
 
+  /// The activation σ.
   Activation activation() const { return act_; }
+  /// Changes σ (for instance to compare GeLU forms); the weights are kept.
   void set_activation(Activation a) { act_ = a; }
 
   Linear<S, H, F> linear1;  ///< W1 (F x H), b1 (F)
   Linear<S, F, H> linear2;  ///< W2 (H x F), b2 (H)
 
+  /// y = W2 σ(W1 x + b1) + b2 for every column (Eq. F1); x and y are H x N, y preallocated. Fills
+  /// `c` for backward().
   void forward(const In<S>& x, Cache& c, Out<S> y) const {
     c.pre.resize(F, x.cols());
     c.post.resize(F, x.cols());
@@ -63,11 +70,13 @@ class FeedForward {
     linear1.append_parameters(ps, prefix + "linear1.");
     linear2.append_parameters(ps, prefix + "linear2.");
   }
+  /// The four parameters of append_parameters(), names prefixed by `prefix`.
   std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
     std::vector<ParamView<S>> ps;
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Sets the gradients of linear1 and linear2 to zero.
   void zero_grad() {
     linear1.zero_grad();
     linear2.zero_grad();

@@ -29,30 +29,41 @@ class LayerNorm {
   static_assert(H > 1, "icl::nn::LayerNorm: the feature count H must be at least 2");
 
  public:
-  using Scalar = S;
+  using Scalar = S;                   ///< the scalar type S
   static constexpr int Features = H;  ///< normalised rows
+  /// A sequence of H-feature tokens (H x T).
   using SeqType = Seq<S, H>;
 
   /// What forward keeps for backward: the normalised input and 1/sqrt(var + eps) per column.
   struct Cache {
-    SeqType xhat;
-    Eigen::Matrix<S, 1, Eigen::Dynamic> rstd;
+    SeqType xhat;                              ///< (x − mean) / sqrt(var + eps) per column, H x T
+    Eigen::Matrix<S, 1, Eigen::Dynamic> rstd;  ///< 1/sqrt(var + eps) per column, 1 x T
   };
 
+  /// Gain g = 1 and bias β = 0. Throws icl::InvalidArgument unless opt.eps is finite and >= 0.
   explicit LayerNorm(LayerNormOptions opt = {}) : affine_(opt.affine), eps_(static_cast<S>(opt.eps)) {
     ICL_CHECK_ARG(opt.eps >= 0 && std::isfinite(opt.eps), "LayerNorm: eps: expected finite >= 0, got ",
                   opt.eps);
     g_.map().setOnes();
   }
 
+  /// Whether the learnable gain and bias are applied (and exported by parameters()).
   bool affine() const { return affine_; }
+  /// The eps added to the variance.
   S eps() const { return eps_; }
+  /// Changes eps (not validated here: keep it finite and >= 0; eps = 0 is paper Eq. 7).
   void set_eps(S eps) { eps_ = eps; }
+  /// Gain g, H entries, writable (used only when affine()).
   typename HeapMatrix<S, H, 1>::MapType weight() { return g_.map(); }
+  /// Gain g, H entries, read-only.
   typename HeapMatrix<S, H, 1>::ConstMapType weight() const { return g_.map(); }
+  /// Bias β, H entries, writable (used only when affine()).
   typename HeapMatrix<S, H, 1>::MapType bias() { return b_.map(); }
+  /// Bias β, H entries, read-only.
   typename HeapMatrix<S, H, 1>::ConstMapType bias() const { return b_.map(); }
+  /// dL/dg accumulated by backward() (only when affine()); cleared by zero_grad().
   typename HeapMatrix<S, H, 1>::MapType weight_grad() { return dg_.map(); }
+  /// dL/dβ accumulated by backward() (only when affine()); cleared by zero_grad().
   typename HeapMatrix<S, H, 1>::MapType bias_grad() { return db_.map(); }
 
   /// y = LN(x) (Eq. N1); fills `c` (resized to x's columns; no allocation when the size repeats).
@@ -103,11 +114,13 @@ class LayerNorm {
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Appends the views of parameters() to `ps` (nothing when not affine).
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
     if (!affine_) return;
     ps.push_back({prefix + "weight", H, 1, g_.data(), dg_.data()});
     ps.push_back({prefix + "bias", H, 1, b_.data(), db_.data()});
   }
+  /// Sets dL/dg and dL/dβ to zero.
   void zero_grad() {
     dg_.map().setZero();
     db_.map().setZero();

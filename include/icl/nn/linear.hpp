@@ -28,20 +28,27 @@ class Linear {
   static_assert(NIn > 0 && NOut > 0, "icl::nn::Linear: NIn and NOut must be positive compile-time sizes");
 
  public:
-  using Scalar = S;
+  using Scalar = S;                         ///< the scalar type S
   static constexpr int InFeatures = NIn;    ///< input rows
   static constexpr int OutFeatures = NOut;  ///< output rows
 
   /// Zero weights (and bias); fill them through weight()/bias() or parameters().
   explicit Linear(bool bias = true) : has_bias_(bias) {}
 
+  /// Whether the layer has a bias (constructor argument); without one, forward() ignores bias().
   bool has_bias() const { return has_bias_; }
 
+  /// W, NOut x NIn, writable (PyTorch nn.Linear layout).
   typename HeapMatrix<S, NOut, NIn>::MapType weight() { return w_.map(); }
+  /// W, NOut x NIn, read-only.
   typename HeapMatrix<S, NOut, NIn>::ConstMapType weight() const { return w_.map(); }
+  /// b, NOut entries, writable.
   typename HeapMatrix<S, NOut, 1>::MapType bias() { return b_.map(); }
+  /// b, NOut entries, read-only.
   typename HeapMatrix<S, NOut, 1>::ConstMapType bias() const { return b_.map(); }
+  /// dL/dW accumulated by accumulate_grad()/backward(), NOut x NIn; cleared by zero_grad().
   typename HeapMatrix<S, NOut, NIn>::MapType weight_grad() { return dw_.map(); }
+  /// dL/db accumulated by accumulate_grad()/backward(), NOut entries; cleared by zero_grad().
   typename HeapMatrix<S, NOut, 1>::MapType bias_grad() { return db_.map(); }
 
   /// y = W x + b (every column). `y` must already have x.cols() columns.
@@ -74,11 +81,14 @@ class Linear {
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Appends the views of parameters() to `ps`, named `prefix + weight_name` and `prefix + bias_name`
+  /// (the attention's in_proj passes "in_proj_weight", "in_proj_bias").
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix,
                          const std::string& weight_name = "weight", const std::string& bias_name = "bias") {
     ps.push_back({prefix + weight_name, NOut, NIn, w_.data(), dw_.data()});
     if (has_bias_) ps.push_back({prefix + bias_name, NOut, 1, b_.data(), db_.data()});
   }
+  /// Sets dL/dW and dL/db to zero.
   void zero_grad() {
     dw_.map().setZero();
     db_.map().setZero();

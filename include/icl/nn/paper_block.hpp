@@ -46,23 +46,35 @@ class PaperBlock {
   static_assert(H >= 2 && M >= 1 && F >= 1, "icl::nn::PaperBlock: H >= 2, M >= 1 and F >= 1 are required");
 
  public:
+  /// The scalar type S.
   using Scalar = S;
   static constexpr int Hidden = H;  ///< hidden width
   static constexpr int Heads = M;   ///< heads
   static constexpr int Inner = F;   ///< MLP width
+  /// A sequence (or batch of sequences) of H-feature tokens, H x N.
   using SeqType = Seq<S, H>;
+  /// The paper's attention: M heads with full-width H x H W^Q_j, W^K_j, W^V_j, mixed by W^F.
   using Attention = PaperAttention<S, H, M>;
+  /// Run-time options type (PaperBlockOptions).
   using Options = PaperBlockOptions;
 
+  /// Everything forward() keeps for backward(), one entry per sub-layer; batched use keeps one
+  /// Cache per block and reuses it (resized on first use only).
   struct Cache {
+    /// Attention cache; attn.weights(b, j) is head j's T x T attention in sequence b.
     typename Attention::Cache attn;
+    /// LayerNorm cache (normalised x and 1/sqrt(var + eps) per column).
     typename LayerNorm<S, H>::Cache norm;
+    /// MLP cache (pre- and post-activation).
     typename FeedForward<S, H, F>::Cache ff;
     SeqType x;  ///< h + a (input of the LN); then scratch in backward
     SeqType z;  ///< LN(x), the MLP input
     SeqType d;  ///< backward scratch
   };
 
+  /// Zero weights; attention with opt.scores and score factor opt.score_scale (no q/k/v biases),
+  /// LN with opt.norm, σ = opt.activation. @throws icl::InvalidArgument if opt.score_scale is not
+  /// finite or opt.norm.eps is negative or not finite.
   explicit PaperBlock(const Options& opt = {})
       : attn(paper_attention_options(opt.scores, opt.score_scale)), norm(opt.norm), ff(opt.activation) {}
 
@@ -70,11 +82,17 @@ class PaperBlock {
   LayerNorm<S, H> norm;     ///< λ on the MLP input ("norm.")
   FeedForward<S, H, F> ff;  ///< W1, σ, W2 ("linear1.", "linear2.")
 
+  /// W^F, the head-mixing output projection (H x M·H, columns j·H.. for head j), writable.
   typename HeapMatrix<S, H, M * H>::MapType wf() { return attn.out_proj().weight(); }
+  /// b^F, the bias of W^F (H entries), writable.
   typename HeapMatrix<S, H, 1>::MapType bf() { return attn.out_proj().bias(); }
+  /// W1, the first MLP weight (F x H), writable.
   typename HeapMatrix<S, F, H>::MapType w1() { return ff.linear1.weight(); }
+  /// b1, the first MLP bias (F entries), writable.
   typename HeapMatrix<S, F, 1>::MapType b1() { return ff.linear1.bias(); }
+  /// W2, the second MLP weight (H x F), writable.
   typename HeapMatrix<S, H, F>::MapType w2() { return ff.linear2.weight(); }
+  /// b2, the second MLP bias (H entries), writable.
   typename HeapMatrix<S, H, 1>::MapType b2() { return ff.linear2.bias(); }
 
   /// out = block(h) for B = h.cols()/T sequences of T tokens (Eq. B1). `out` must not alias `h`.
@@ -119,11 +137,13 @@ class PaperBlock {
     ff.append_parameters(ps, prefix);
     norm.append_parameters(ps, prefix + "norm.");
   }
+  /// The views listed at append_parameters(), names prefixed by `prefix`.
   std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
     std::vector<ParamView<S>> ps;
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Sets every parameter gradient of the block to zero.
   void zero_grad() {
     attn.zero_grad();
     norm.zero_grad();

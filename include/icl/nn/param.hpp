@@ -14,16 +14,19 @@ namespace icl::nn {
 /// Pointers stay valid for the lifetime of the owning object (no reallocation after construction).
 template <class S>
 struct ParamView {
-  std::string name;   ///< dotted name, e.g. "blocks.0.attn.q.weight" (see docs/nn.md for the scheme)
+  std::string name;   ///< dotted name, e.g. "blocks.0.linear1.weight" (see docs/nn.md for the scheme)
   Eigen::Index rows;  ///< rows (PyTorch's first dimension)
   Eigen::Index cols;  ///< columns (1 for vectors)
   S* value;           ///< rows*cols values, column-major
   S* grad;            ///< rows*cols gradient accumulators, column-major
 
+  /// rows·cols, the number of scalars.
   Eigen::Index size() const { return rows * cols; }
+  /// The values as a writable rows x cols matrix (no copy).
   Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> value_map() const {
     return {value, rows, cols};
   }
+  /// The gradient accumulators as a writable rows x cols matrix (no copy).
   Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> grad_map() const { return {grad, rows, cols}; }
 };
 

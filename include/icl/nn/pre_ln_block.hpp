@@ -42,24 +42,35 @@ class PreLNBlock {
   static_assert(F >= 1, "icl::nn::PreLNBlock: the MLP width F must be positive");
 
  public:
+  /// The scalar type S.
   using Scalar = S;
   static constexpr int Hidden = H;  ///< hidden width
   static constexpr int Heads = M;   ///< heads
   static constexpr int Inner = F;   ///< MLP width
+  /// A sequence (or batch of sequences) of H-feature tokens, H x N.
   using SeqType = Seq<S, H>;
+  /// Standard multi-head attention, head width H/M, with q/k/v and output biases.
   using Attention = MultiHeadAttention<S, H, M>;
+  /// Run-time options type (PreLNBlockOptions).
   using Options = PreLNBlockOptions;
 
+  /// Everything forward() keeps for backward(), one entry per sub-layer; resized on first use only.
   struct Cache {
-    typename LayerNorm<S, H>::Cache norm1, norm2;
+    /// Cache of LN1 (on the attention input).
+    typename LayerNorm<S, H>::Cache norm1, norm2;  ///< cache of LN2 (on the MLP input)
+    /// Attention cache; attn.weights(b, j) is head j's T x T attention in sequence b.
     typename Attention::Cache attn;
+    /// MLP cache (pre- and post-activation).
     typename FeedForward<S, H, F>::Cache ff;
     SeqType y;  ///< LN1(h), the attention input
     SeqType x;  ///< h + attention
     SeqType z;  ///< LN2(x), the MLP input
-    SeqType d1, d2;
+    /// Backward scratch, dL/dx (H x N).
+    SeqType d1, d2;  ///< backward scratch, dL/d(LN1 h) (H x N)
   };
 
+  /// Zero attention and MLP weights, LN gains 1 and biases 0. @throws icl::InvalidArgument if
+  /// opt.score_scale is set and not finite, or opt.norm.eps is negative or not finite.
   explicit PreLNBlock(const Options& opt = {})
       : norm1(opt.norm),
         attn(AttentionOptions{opt.scores, opt.score_scale, true, true}),
@@ -109,17 +120,20 @@ class PreLNBlock {
     dh += c.d1;  // Eq. P4
   }
 
+  /// Appends the views listed in the class description, in that order, names prefixed by `prefix`.
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix) {
     attn.append_parameters(ps, prefix + "self_attn.");
     ff.append_parameters(ps, prefix);
     norm1.append_parameters(ps, prefix + "norm1.");
     norm2.append_parameters(ps, prefix + "norm2.");
   }
+  /// The parameter views of append_parameters(), names prefixed by `prefix`.
   std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
     std::vector<ParamView<S>> ps;
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Sets every parameter gradient of the block to zero.
   void zero_grad() {
     norm1.zero_grad();
     attn.zero_grad();

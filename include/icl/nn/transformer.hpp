@@ -49,6 +49,7 @@ constexpr const char* scalar_name() {
 /// Model-level options (the block options are passed separately).
 struct TransformerOptions {
   bool final_norm = false;  ///< LayerNorm before the read-out ("norm_f.")
+  /// The final LayerNorm's options (affine gain/bias, eps); used only with final_norm.
   LayerNormOptions final_norm_options{true, 1e-5};
 };
 
@@ -60,32 +61,44 @@ struct TransformerOptions {
 ///
 /// Per token column t of a sequence: e_t = W_in tok_t + b_in + P[t, :]ᵀ; h = blocks(e);
 /// out_t = w_outᵀ (norm_f(h_t)) + b_out. Parameters (docs/nn.md): read_in.weight (H x D+1),
-/// read_in.bias (H), pos_embedding.weight (TMax x H, as torch.nn.Embedding), blocks.<l>.*,
+/// read_in.bias (H), pos_embedding.weight (TMax x H, as torch.nn.Embedding), blocks.\<l\>.*,
 /// [norm_f.weight, norm_f.bias], read_out.weight (1 x H), read_out.bias (1).
 template <class Block, int D, int TMax>
 class Transformer {
  public:
+  /// The scalar type of the blocks.
   using Scalar = typename Block::Scalar;
+  /// Short alias of Scalar.
   using S = Scalar;
   static constexpr int Hidden = Block::Hidden;  ///< H
+  /// Hidden width H (same as Hidden).
   static constexpr int H = Block::Hidden;
   static constexpr int InputDim = D;       ///< D
   static constexpr int TokenRows = D + 1;  ///< rows of a token
   static constexpr int MaxLen = TMax;      ///< longest sequence
   static_assert(D >= 1, "icl::nn::Transformer: the input dimension D must be at least 1");
   static_assert(TMax >= 1, "icl::nn::Transformer: the maximum sequence length TMax must be at least 1");
+  /// Hidden states, H x N (N = B·T tokens of B sequences).
   using SeqType = Seq<S, H>;
+  /// Token batch: (D+1) x N, one token per column (x-tokens and y-tokens, icl::data::encode).
   using Tokens = Seq<S, D + 1>;
+  /// A row of per-token outputs, 1 x N.
   using RowVec = Eigen::Matrix<S, 1, Eigen::Dynamic>;
+  /// The blocks' options type (PaperBlockOptions or PreLNBlockOptions).
   using BlockOptions = typename Block::Options;
 
+  /// Everything forward() keeps for backward() and for probing (hidden states, attention maps);
+  /// resized on first use only.
   struct Cache {
     Tokens tokens;                            ///< the input batch
     typename BlockStack<Block>::Cache stack;  ///< hidden states and per-block caches
+    /// Cache of the final LayerNorm (only with a final norm).
     typename LayerNorm<S, H>::Cache norm_f;
     SeqType normed;  ///< norm_f(h_L) (only with a final norm)
     RowVec out;      ///< model output at every token, 1 x N
-    SeqType dh, dembed;
+    /// Backward scratch: dL/dh_L, the gradient at the last block's output (H x N).
+    SeqType dh, dembed;  ///< the embedding e after forward(); dL/de after backward() (H x N)
+    /// Tokens per sequence of the last forward().
     int T = 0;
     /// Hidden state after l blocks (0 = embedding), H x (B·T).
     const SeqType& hidden_state(int l) const { return stack.hidden_state(l); }
@@ -108,10 +121,13 @@ class Transformer {
   LayerNorm<S, H> norm_f;       ///< "norm_f." (used only when has_final_norm())
   Linear<S, H, 1> read_out;     ///< "read_out."
 
+  /// Whether the final LayerNorm norm_f runs before the read-out.
   bool has_final_norm() const { return final_norm_; }
+  /// Number of blocks L.
   int layers() const { return stack.layers(); }
   /// The options the model was built with.
   const BlockOptions& block_options() const { return block_options_; }
+  /// The model-level options the model was built with.
   const TransformerOptions& options() const { return options_; }
 
   /// The architecture as model-file metadata (docs/io.md "Trained models"): model (pre_ln | paper),
@@ -148,6 +164,7 @@ class Transformer {
   }
   /// Position embedding, TMax x H (row t is added to token t), as torch.nn.Embedding(TMax, H).
   typename HeapMatrix<S, TMax, H>::MapType pos_embedding() { return pos_.map(); }
+  /// Position embedding, read-only.
   typename HeapMatrix<S, TMax, H>::ConstMapType pos_embedding() const { return pos_.map(); }
 
   /// Runs B = tokens.cols()/T sequences of T tokens ((D+1) x (B·T)); the per-token output is
@@ -233,6 +250,7 @@ class Transformer {
     return p;
   }
 
+  /// Appends every parameter view in the order of the class description, names prefixed by `prefix`.
   void append_parameters(std::vector<ParamView<S>>& ps, const std::string& prefix = "") {
     read_in.append_parameters(ps, prefix + "read_in.");
     ps.push_back({prefix + "pos_embedding.weight", TMax, H, pos_.data(), dpos_.data()});
@@ -240,11 +258,13 @@ class Transformer {
     if (final_norm_) norm_f.append_parameters(ps, prefix + "norm_f.");
     read_out.append_parameters(ps, prefix + "read_out.");
   }
+  /// All parameter views (see the class description for names and shapes).
   std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
     std::vector<ParamView<S>> ps;
     append_parameters(ps, prefix);
     return ps;
   }
+  /// Sets every parameter gradient (including the position embedding's) to zero.
   void zero_grad() {
     read_in.zero_grad();
     dpos_.map().setZero();
