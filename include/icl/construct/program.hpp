@@ -106,7 +106,8 @@ struct Op {
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> W1, W2;
   /// @var W2
   /// aff only: W2 (|w| x |s|), applied to rows s.
-  Eigen::Matrix<S, Eigen::Dynamic, 1> bias;  ///< aff only: the bias b, |w| entries
+  /// aff only: the bias b, |w| entries.
+  Eigen::Matrix<S, Eigen::Dynamic, 1> bias;
   std::string meaning;  ///< what the written rows hold afterwards (printed)
   std::string group;    ///< ops repeated across blocks share a group (for operand hints); may be empty
 
