@@ -100,12 +100,14 @@ struct Op {
   /// Second input rows: mul r2 (A2, b*c rows), aff s (multiplied by W2); unused by mov and div.
   /// @var w
   /// Rows written: mov dst, mul w (a*c rows), div w (|r| rows), aff w.
+
   int c_row = -1;  ///< div only: the divisor row (rows w <- rows r / |row c_row|); -1 otherwise
   ColumnMap map;   ///< mov only: which column each column reads
   /// aff only: W1 (|w| x |r|), applied to rows r (rows w <- W1 h[r] + W2 h[s] + bias).
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> W1, W2;
   /// @var W2
   /// aff only: W2 (|w| x |s|), applied to rows s.
+
   /// aff only: the bias b, |w| entries.
   Eigen::Matrix<S, Eigen::Dynamic, 1> bias;
   std::string meaning;  ///< what the written rows hold afterwards (printed)
