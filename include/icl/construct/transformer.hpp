@@ -60,7 +60,7 @@ template <class S, int H, int F>
 class CompiledProgram {
  public:
   using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< data state, H_d x T
-  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;               ///< realised state, H x T (or H x B*T)
+  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;              ///< realised state, H x T (or H x B*T)
 
   /// Builds the blocks from `realisation`. @throws icl::InvalidArgument if its height is not H or its MLP
   /// width exceeds F.
