@@ -31,16 +31,16 @@ inline void check_finite_param(double v, const char* fn, const char* name) {
 /// Where a chain's prediction is read: row `row` of the final state, at `column` (n = 1 chains) or at
 /// every x-token column (n-example chains).
 struct Readout {
-  int row = 0;
+  int row = 0;      ///< row of the final hidden state that holds the prediction
   int column = -1;  ///< -1: every x-token column 0, 2, 4, ...
 };
 
 /// A program together with where its answer is read.
 template <class S>
 struct Chain {
-  Program<S> program;
-  Readout readout;
-  std::string name;
+  Program<S> program;  ///< the exact program (run() interprets it, table() prints it)
+  Readout readout;     ///< where the prediction is read from the final state
+  std::string name;    ///< short label for tables, e.g. "Thm 1 (n=1)"
 };
 
 /// Theorem 1, one example (Appendix A): H = 3+4d, 9 ops; input columns [x̃1, ỹ1, x̃2]; prediction

@@ -19,9 +19,10 @@ namespace icl::construct {
 /// Named, contiguous row blocks of a hidden state, allocated top to bottom.
 class Layout {
  public:
+  /// One named block of rows.
   struct Block {
-    std::string name;
-    RowRange rows;
+    std::string name;  ///< the name given to add() (printed in tables, looked up by operator[])
+    RowRange rows;     ///< the rows the block occupies
   };
 
   /// Appends a block of `size` rows named `name` and returns its range.
@@ -38,7 +39,9 @@ class Layout {
       if (b.name == name) return b.rows;
     icl::detail::raise<InvalidArgument>("Layout: no block named '", name, "'");
   }
+  /// Total number of rows allocated so far (the hidden-state height H).
   int height() const { return height_; }
+  /// The blocks in the order they were added (top to bottom).
   const std::vector<Block>& blocks() const { return blocks_; }
 
   /// "NAME" if r is exactly a block, "NAME[i:j]" if inside one, else "(begin, end)".
@@ -60,8 +63,11 @@ class Layout {
   int height_ = 0;
 };
 
+/// The four Lemma-1 primitives (docs/constructions.md §1): move rows between columns, multiply row-major
+/// blocks, divide by a row's absolute value, affine map of rows.
 enum class OpKind { mov, mul, div, aff };
 
+/// The primitive's name: "mov", "mul", "div" or "aff".
 inline const char* to_string(OpKind k) {
   switch (k) {
     case OpKind::mov:
@@ -80,12 +86,29 @@ inline const char* to_string(OpKind k) {
 /// mov: map, src = r, dst = w; mul: a, b, c, r1 = r, r2 = s, w; div: r, c_row, w; aff: r, s, w, W1, W2, bias.
 template <class S>
 struct Op {
-  OpKind kind = OpKind::aff;
+  OpKind kind = OpKind::aff;  ///< which primitive
+  /// mul only: rows of the first factor A1 (a x b); the product A1 A2 is a x c.
   int a = 0, b = 0, c = 0;
+  /// @var b
+  /// mul only: columns of A1 = rows of A2 (the summed dimension).
+  /// @var c
+  /// mul only: columns of the second factor A2 (b x c) and of the product.
+
+  /// First input rows: mov src, mul r1 (A1, a*b rows), div numerator, aff r (multiplied by W1).
   RowRange r, s, w;
-  int c_row = -1;
-  ColumnMap map;
+  /// @var s
+  /// Second input rows: mul r2 (A2, b*c rows), aff s (multiplied by W2); unused by mov and div.
+  /// @var w
+  /// Rows written: mov dst, mul w (a*c rows), div w (|r| rows), aff w.
+
+  int c_row = -1;  ///< div only: the divisor row (rows w <- rows r / |row c_row|); -1 otherwise
+  ColumnMap map;   ///< mov only: which column each column reads
+  /// aff only: W1 (|w| x |r|), applied to rows r (rows w <- W1 h[r] + W2 h[s] + bias).
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> W1, W2;
+  /// @var W2
+  /// aff only: W2 (|w| x |s|), applied to rows s.
+
+  /// aff only: the bias b, |w| entries.
   Eigen::Matrix<S, Eigen::Dynamic, 1> bias;
   std::string meaning;  ///< what the written rows hold afterwards (printed)
   std::string group;    ///< ops repeated across blocks share a group (for operand hints); may be empty
@@ -107,9 +130,10 @@ struct Resources {
 template <class S>
 class Program {
  public:
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< hidden state (H x T) or weights
+  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< aff bias
 
+  /// An empty program over `layout`; the layout's height is the state height H of every op.
   explicit Program(Layout layout) : layout_(std::move(layout)) {}
 
   /// mov with column map `map`: rows dst of column c <- rows src of column map.source(c).
@@ -165,9 +189,13 @@ class Program {
     return push(std::move(op), std::move(meaning), std::move(group));
   }
 
+  /// The row layout the program was built over.
   const Layout& layout() const { return layout_; }
+  /// The ops in execution order.
   const std::vector<Op<S>>& ops() const { return ops_; }
+  /// Rows of the hidden state, H_d (the layout height).
   int height() const { return layout_.height(); }
+  /// Number of ops (= layers at the exact level).
   std::size_t size() const { return ops_.size(); }
 
   /// Applies one op to h (exact semantics).

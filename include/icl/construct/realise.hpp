@@ -66,8 +66,8 @@ struct Constants {
 
 /// A-priori magnitudes of mul's two operands (|entries| of A1 and A2); 1 when unknown.
 struct OperandHint {
-  double s1 = 1;
-  double s2 = 1;
+  double s1 = 1;  ///< bound on |entries| of the first operand A1 (rows r1); scales the GeLU units (C5)
+  double s2 = 1;  ///< bound on |entries| of the second operand A2 (rows r2)
 };
 
 /// Calibrates operand hints (docs/constructions.md §4.5): runs the exact program on each initial state
@@ -129,9 +129,11 @@ struct RealisedLayout {
 /// 2 rows (position features); the paper block pads them to H x H with zero rows.
 template <class S>
 struct BlockWeights {
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-  Matrix wq[2], wk[2];  ///< 2 x H each
+  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< weight matrix
+  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< bias vector
+  /// Query projections, 2 x H each: [0] head 1 (reads column max(c - o, 0) or a table map's source,
+  /// Eq. (C1); the self head o = 0 when the op is not a mov), [1] head 2, always the self head.
+  Matrix wq[2], wk[2];  ///< key projections, 2 x H each: rows (RHO1, RHO2) for both heads
   Matrix wf;            ///< H x 2H = [F_r | F_s]
   Vector bf;            ///< H
   Matrix w1;            ///< F_l x H (F_l = this layer's MLP width, may be 0)
@@ -139,6 +141,7 @@ struct BlockWeights {
   Matrix w2;            ///< H x F_l
   Vector b2;            ///< H
 
+  /// Exact equality of every matrix, shapes included (used to share the blocks of identical ops).
   bool operator==(const BlockWeights& o) const {
     auto same = [](const auto& a, const auto& b) {
       return a.rows() == b.rows() && a.cols() == b.cols() && a == b;
@@ -153,11 +156,11 @@ struct BlockWeights {
 /// Repeated ops (the n blocks of a chain) share identical weights, stored once.
 template <class S>
 struct Realisation {
-  RealisedLayout layout;
-  std::vector<BlockWeights<S>> blocks;
-  std::vector<int> schedule;
-  int mlp_width = 0;  ///< max MLP width over the layers
-  Constants constants;
+  RealisedLayout layout;                ///< rows of the realised state (H_T = layout.height)
+  std::vector<BlockWeights<S>> blocks;  ///< the distinct blocks
+  std::vector<int> schedule;            ///< layer l runs blocks[schedule[l]]; one layer per op
+  int mlp_width = 0;                    ///< max MLP width over the layers
+  Constants constants;                  ///< the scale constants the weights were built with
 
   /// Resources of the realised model (docs/constructions.md §5).
   Resources resources() const { return {static_cast<int>(schedule.size()), layout.height, mlp_width, 2}; }

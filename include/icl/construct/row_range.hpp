@@ -18,9 +18,13 @@ struct RowRange {
   int begin = 0;  ///< first row
   int end = 0;    ///< one past the last row
 
+  /// Number of rows, end - begin.
   constexpr int size() const { return end - begin; }
+  /// Whether the range has no rows (end == begin).
   constexpr bool empty() const { return end == begin; }
+  /// Whether `row` lies in [begin, end).
   constexpr bool contains(int row) const { return row >= begin && row < end; }
+  /// Whether both ranges are non-empty and share at least one row.
   constexpr bool overlaps(RowRange o) const {
     return !empty() && !o.empty() && begin < o.end && o.begin < end;
   }
@@ -28,6 +32,7 @@ struct RowRange {
   constexpr bool valid_for(int height) const { return begin >= 0 && begin <= end && end <= height; }
   /// The single row `r`.
   static constexpr RowRange row(int r) { return {r, r + 1}; }
+  /// Equal iff begin and end are equal (so two empty ranges at different rows differ).
   friend constexpr bool operator==(RowRange, RowRange) = default;
 };
 
@@ -47,6 +52,7 @@ inline std::string to_string(RowRange r) {
 ///   source and target rows coincide (true for the paper's chains).
 class ColumnMap {
  public:
+  /// How the map is stored: a clamped relative offset (relative()) or an explicit table (table()).
   enum class Kind { offset, table };
 
   /// source(c) = max(c - o, 0), o >= 0.
@@ -71,8 +77,11 @@ class ColumnMap {
     return m;
   }
 
+  /// Whether this is an offset map or a table map.
   Kind kind() const { return kind_; }
+  /// The offset o of an offset map (0 for a table map).
   int offset() const { return offset_; }
+  /// The (target, source) column pairs of a table map, in the order given (empty for an offset map).
   const std::vector<std::pair<int, int>>& entries() const { return table_; }
 
   /// The column that column c reads.
@@ -97,6 +106,7 @@ class ColumnMap {
     return os.str();
   }
 
+  /// Equal iff kind, offset and the table entries (in order) are equal.
   friend bool operator==(const ColumnMap&, const ColumnMap&) = default;
 
  private:

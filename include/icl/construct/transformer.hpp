@@ -42,12 +42,15 @@ template <int D>
 struct ChainWidths {
   static constexpr int sgd_height = 10 + 5 * D;  ///< 4+5d data rows + ONE, RHO1, RHO2, PADP, PADM, ZERO
   static constexpr int sgd_mlp = 9 * D;          ///< 3 units · d pairs · 3 levels
+  /// 3+6d+4d² data rows (both ridge forms) + the same 6 extra rows as SGD.
   static constexpr int ridge_height = 9 + 6 * D + 4 * D * D;
+  /// K = 3 levels × (2d² + d) units of the widest mul (K·(distinct sums + distinct operand rows), §2.5).
   static constexpr int ridge_mlp = 3 * (2 * D * D + D);
-  static constexpr int thm1_height = 11 + 4 * D;  ///< + 2 TAU rows
-  static constexpr int thm1_mlp = 9 * D;
-  static constexpr int thm2_height = 11 + 6 * D + 3 * D * D;  ///< + 2 TAU rows, d scratch rows
-  static constexpr int thm2_mlp = 3 * (2 * D * D + D);
+  static constexpr int thm1_height = 11 + 4 * D;  ///< 3+4d data rows + the 6 extra rows + 2 TAU rows
+  static constexpr int thm1_mlp = 9 * D;          ///< 3 units · d pairs · 3 levels, as for SGD
+  /// 3+5d+3d² data rows + the 6 extra rows + 2 TAU rows + d scratch rows.
+  static constexpr int thm2_height = 11 + 6 * D + 3 * D * D;
+  static constexpr int thm2_mlp = 3 * (2 * D * D + D);  ///< as ridge_mlp
 };
 
 /// A realised program compiled into an ordinary stack of paper decoder blocks with H rows, 2 heads and MLP
@@ -56,9 +59,11 @@ struct ChainWidths {
 template <class S, int H, int F>
 class CompiledProgram {
  public:
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;
+  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< data state, H_d x T
+  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;              ///< realised state, H x T (or H x B*T)
 
+  /// Builds the blocks from `realisation`. @throws icl::InvalidArgument if its height is not H or its MLP
+  /// width exceeds F.
   explicit CompiledProgram(Realisation<S> realisation) : real_(std::move(realisation)) {
     ICL_CHECK_ARG(real_.layout.height == H, "CompiledProgram: the realised program has ", real_.layout.height,
                   " rows, the model type has H = ", H);
@@ -108,9 +113,12 @@ class CompiledProgram {
     const SeqType h = forward(real_.embed(data_state));
     return h.topRows(real_.layout.data_rows);
   }
+  /// Realised resources: layers, residual width H_T, MLP width needed (<= F), 2 heads.
   Resources resources() const { return real_.resources(); }
+  /// The realisation the blocks were built from (layout, distinct blocks, schedule, constants).
   const Realisation<S>& realisation() const { return real_; }
 
+  /// @throws icl::InvalidArgument (message prefixed by `fn`) unless T >= 1 divides h.cols().
   static void check_batch(const SeqType& h, int T, const char* fn) {
     ICL_CHECK_ARG(T >= 1 && h.cols() % T == 0, fn, ": T: expected a sequence length >= 1 dividing the ",
                   h.cols(), " columns, got ", T);
@@ -204,15 +212,17 @@ struct ChainSpec {
 template <class S, int D, int H, int F>
 class ConstructedTransformer {
  public:
-  using Scalar = S;
-  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-  using Tokens = data::Tokens<S, D>;
-  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;
+  using Scalar = S;                                     ///< the scalar type
+  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;   ///< predictions, one per x-token
+  using Tokens = data::Tokens<S, D>;                    ///< token matrix, (D+1) x T (data::encode)
+  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;  ///< hidden state, H x T (or H x (B·T))
 
+  /// Wraps a chain and its realisation; `spec` records the build parameters that save() writes and load()
+  /// uses to rebuild the chain. @throws icl::InvalidArgument if the realisation does not fit H and F.
   ConstructedTransformer(Chain<S> chain, Realisation<S> realisation, ChainSpec spec = {})
       : chain_(std::move(chain)), model_(std::move(realisation)), spec_(std::move(spec)) {}
 
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< batched predictions
   /// Layers of the realised stack.
   int layers() const { return model_.layers(); }
   /// B = tokens.cols()/T prompts of T tokens side by side ((D+1) x (B·T)): their realised input states
@@ -246,6 +256,7 @@ class ConstructedTransformer {
 
   /// Longest input (tokens) and most examples the model was built for.
   int max_tokens() const { return model_.realisation().layout.max_columns; }
+  /// max_tokens() / 2: the n_examples the model was built for (the query is the extra token).
   int max_examples() const { return max_tokens() / 2; }
 
   /// The realised input state of a token matrix: checks the width and the length.
@@ -279,9 +290,13 @@ class ConstructedTransformer {
     return read(chain_.program.run(chain_.program.embed(tokens)));
   }
 
+  /// Realised resources: layers, residual width H_T, MLP width, 2 heads.
   Resources resources() const { return model_.resources(); }
+  /// The exact program and its readout (chain().program.table() prints it like the paper's appendix).
   const Chain<S>& chain() const { return chain_; }
+  /// The realisation: layout with the extra rows, distinct blocks, layer schedule, constants.
   const Realisation<S>& realisation() const { return model_.realisation(); }
+  /// The underlying stack of paper blocks (runs realised states; no token checks).
   const CompiledProgram<S, H, F>& model() const { return model_; }
   /// The chain's build parameters (kind "" for a model built from a custom chain).
   const ChainSpec& spec() const { return spec_; }
@@ -531,14 +546,19 @@ class ConstructedTransformer {
   ChainSpec spec_;
 };
 
+/// Model type of gd_transformer<S, D> (one-pass SGD): H = 10+5D, F = 9D.
 template <class S, int D>
 using GdTransformer = ConstructedTransformer<S, D, ChainWidths<D>::sgd_height, ChainWidths<D>::sgd_mlp>;
+/// Model type of ridge_transformer<S, D> (either ridge form): H = 9+6D+4D², F = 3(2D²+D).
 template <class S, int D>
 using RidgeTransformer =
     ConstructedTransformer<S, D, ChainWidths<D>::ridge_height, ChainWidths<D>::ridge_mlp>;
+/// Model type of theorem1_transformer<S, D> (one GD step, n = 1): H = 11+4D, F = 9D.
 template <class S, int D>
 using Theorem1Transformer =
     ConstructedTransformer<S, D, ChainWidths<D>::thm1_height, ChainWidths<D>::thm1_mlp>;
+/// Model type of theorem2_transformer<S, D> (one Sherman–Morrison step, n = 1): H = 11+6D+3D²,
+/// F = 3(2D²+D).
 template <class S, int D>
 using Theorem2Transformer =
     ConstructedTransformer<S, D, ChainWidths<D>::thm2_height, ChainWidths<D>::thm2_mlp>;

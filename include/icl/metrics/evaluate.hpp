@@ -31,9 +31,11 @@ namespace icl::metrics {
 /// Trained or constructed transformers plug in through `predict` alone.
 template <class S>
 struct Predictor {
-  using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-  std::string name;
+  using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< X (n x d) and probes (m x d)
+  using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< y, predictions, weights
+  std::string name;  ///< legend name; identifies the predictor in EvalResult rows and the CSV
+  /// (X: n x d context inputs, y: n targets, probes: m x d) -> m predictions, one per probe row;
+  /// must accept n = 0 and return m finite values (evaluate() throws icl::InvalidArgument otherwise).
   std::function<VecX(const MatX& X, const VecX& y, const MatX& probes)> predict;
   std::function<VecX(const MatX& X, const VecX& y)> weights;  ///< empty: not linear
 };
@@ -68,18 +70,23 @@ struct EvalOptions {
 /// Mean and 95% confidence half-width (normal approximation: 1.96·s/√N, s the sample standard
 /// deviation over contexts; docs/metrics.md Eq. (M7)).
 struct Stat {
-  double mean = 0;
-  double ci95 = 0;
-  int count = 0;
+  double mean = 0;  ///< sample mean over contexts of the per-context value
+  double ci95 = 0;  ///< half-width 1.96·s/√count of the 95% interval; 0 when count < 2
+  int count = 0;    ///< number of values averaged (contexts)
 };
 
 /// One line of the result table: `metric` of predictor `a` (against predictor `b`, or "truth")
 /// after `examples` examples.
 struct EvalRow {
   std::string metric;  ///< "spd", "ilwd", "sq_error" (b = "truth") or "r2" (b = "")
+  /// The predictor measured (its Predictor::name).
   std::string a, b;
-  int examples = 0;
-  Stat stat;
+  /// @var b
+  /// The other predictor for "spd" and "ilwd" (the pair is unordered), "truth" for "sq_error", ""
+  /// for "r2".
+
+  int examples = 0;  ///< prefix length: the predictions use the first `examples` examples of the context
+  Stat stat;         ///< mean and 95% CI over the contexts
 };
 
 /// Per-prefix tables of evaluate().

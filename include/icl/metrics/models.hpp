@@ -32,11 +32,13 @@ namespace icl::metrics {
 /// longest prompt the predictor accepts, `batch` the most prompts the adapters pass per call.
 template <class S>
 struct PromptPredictor {
+  /// Token matrices and prediction matrices.
   using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  std::string name;
+  std::string name;    ///< legend name, as Predictor::name
   int dim = 0;         ///< d: prompts have d+1 rows
   int max_tokens = 0;  ///< longest prompt accepted; 0 = any
   int batch = 256;     ///< prompts per call at most (memory bound of the adapters' calls)
+  /// (tokens: (d+1) x (B·T), T) -> ceil(T/2) x B predictions, as described above.
   std::function<MatX(const MatX& tokens, int T)> predict;
 };
 
@@ -224,7 +226,7 @@ struct OnlineOptions {
 /// evaluate(); SPD here is over the online query x_i only) and MSPD over the under-determined region
 /// (metric "mspd", examples = min(d, n), the region's end), all with 95% CIs over contexts.
 struct OnlineResult {
-  EvalResult table;
+  EvalResult table;  ///< rows "spd", "sq_error" per prefix and "mspd" per pair, as described above
   /// With keep_predictions: predictions[p](i, c), predictor p's online prediction for x_i of
   /// context c (from examples 0..i−1), in double.
   std::vector<Eigen::MatrixXd> predictions;

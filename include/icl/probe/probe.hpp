@@ -23,6 +23,7 @@ namespace icl::probe {
 /// The read-out FF_v of the probe: linear, or a 2-layer MLP with GeLU (erf form).
 enum class Readout { linear, mlp };
 
+/// "linear" or "mlp".
 inline const char* to_string(Readout r) { return r == Readout::linear ? "linear" : "mlp"; }
 
 /// Shape of a probe.
@@ -32,8 +33,10 @@ struct ProbeShape {
   int outputs = 0;      ///< k: entries of the target
   int width = 64;       ///< H': rows of W h (the paper: 512)
   int mlp_hidden = 64;  ///< units of the MLP read-out (the paper: 512); unused for linear
+  /// FF_v: linear (Eq. (P4a)) or 2-layer GeLU MLP (Eq. (P4b)).
   Readout readout = Readout::linear;
 
+  /// @throws icl::InvalidArgument naming the first field below 1 (mlp_hidden only for the MLP read-out).
   void validate() const {
     ICL_CHECK_ARG(hidden >= 1, "ProbeShape.hidden: expected >= 1, got ", hidden);
     ICL_CHECK_ARG(positions >= 1, "ProbeShape.positions: expected >= 1, got ", positions);
@@ -51,15 +54,19 @@ struct ProbeShape {
 template <class S>
 class Probe {
  public:
-  using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+  using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< hidden states, weights, outputs
+  using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< scores, biases
 
+  /// Intermediates of forward() that backward() needs (N = prompts in the batch); reusable across calls.
   struct Cache {
     Vec alpha;  ///< softmax(s), T
     Mat u;      ///< Σ_t α_t h_t per prompt, H x N   (P2)
     Mat z;      ///< W u, H' x N                      (P3)
-    Mat g, r;   ///< MLP pre-activation and GeLU(g), F x N
+    Mat g, r;   ///< MLP read-out only: GeLU(g), F x N
     Mat out;    ///< v̂, k x N                          (P4)
+
+    /// @var g
+    /// MLP read-out only: pre-activation g = A1 z + a1, F x N (P4b); unused for the linear read-out.
   };
 
   /// Scores s = 0 (uniform attention); weights uniform in ±1/√fan_in, biases 0, from `rng`.
@@ -85,6 +92,7 @@ class Probe {
     da2_ = Vec::Zero(a2_.size());
   }
 
+  /// The validated shape the probe was built with.
   const ProbeShape& shape() const { return shape_; }
   /// The attention over positions, softmax(s) (Eq. (P1)).
   Vec attention() const {
@@ -168,6 +176,7 @@ class Probe {
     }
     return ps;
   }
+  /// Sets every accumulated gradient to zero (backward() adds to them).
   void zero_grad() { nn::zero_grad(parameters()); }
 
  private:
@@ -217,9 +226,12 @@ struct FitOptions {
 /// Held-out (and training) scores of a probe: MSE per entry (Eq. (P5)) and R² = 1 − SS_res/SS_tot
 /// pooled over the k entries, SS_tot around the held-out mean of each entry (Eq. (P11)).
 struct ProbeScore {
-  double mse = 0, r2 = 0;  ///< held-out
-  double train_mse = 0, train_r2 = 0;
-  int train = 0, test = 0;  ///< prompts in each split
+  /// Held-out MSE per entry (Eq. (P5)), in squared target units.
+  double mse = 0, r2 = 0;  ///< held-out R² (Eq. (P11))
+  /// MSE on the training split (Eq. (P5)).
+  double train_mse = 0, train_r2 = 0;  ///< R² on the training split (SS_tot around its own mean)
+  /// Prompts in the training split.
+  int train = 0, test = 0;  ///< prompts in the held-out split
 };
 
 /// R² of predictions against targets (k x N), SS_tot around each row's mean (Eq. (P11)).
@@ -235,9 +247,14 @@ double r2_score(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& pred,
 /// A trained probe with its standardisation and scores.
 template <class S>
 struct ProbeFit {
+  /// The trained probe; it expects standardised states (h − mean) ⊙ inv_std, not the raw ones.
   Probe<S> probe;
-  Eigen::Matrix<S, Eigen::Dynamic, 1> mean, inv_std;  ///< per hidden row (identity without standardize)
-  ProbeScore score;
+  /// Per hidden row, the training mean μ (0 without standardize), H entries (Eq. (P10)).
+  Eigen::Matrix<S, Eigen::Dynamic, 1> mean, inv_std;
+  /// @var inv_std
+  /// Per hidden row, 1/σ over the training columns (1 without standardize, or where σ = 0).
+
+  ProbeScore score;          ///< held-out and training MSE and R²
   std::vector<double> loss;  ///< training loss per step
 };
 

@@ -64,9 +64,11 @@ Eigen::Matrix<S, D, 1> target_value(const data::Task<S, D>& task, int n, Target 
 /// first n examples, [x̃1, ỹ1, …, x̃n, ỹn] (2n tokens per prompt, side by side: (D+1) x (N·2n)).
 template <class S, int D>
 struct ProbeSet {
-  int n = 0;
-  std::vector<data::Task<S, D>> tasks;
+  int n = 0;                            ///< exemplars per prompt (the n of the targets)
+  std::vector<data::Task<S, D>> tasks;  ///< the N tasks, in prompt order
+  /// The N prompts side by side, (D+1) x (N·2n); prompt b is columns [2n·b, 2n·(b+1)) (data::encode).
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> tokens;
+  /// T = 2n, the prompt length to pass with `tokens` (hidden_states, fit_probe).
   int tokens_per_prompt() const { return 2 * n; }
   /// Targets of every task after n examples: D x N.
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> targets(Target t, double lambda = 0.1) const {
