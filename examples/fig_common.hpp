@@ -106,18 +106,11 @@ double train(Model<D>& model, const TrainSpec& spec, std::ostream& log) {
   return trainer.history().back().eval_loss;
 }
 
-/// The model's weights with its architecture as metadata (model, d, layers, hidden, heads, mlp,
-/// max_tokens, final_norm: the names of ../shared/design/architecture.md), float.
+/// The model's weights with its architecture as metadata: icl::train::save_model, the
+/// self-describing model file of docs/io.md (format_version 1; python/icl_torch.py runs it).
 template <int D>
 void save_model(Model<D>& model, const std::string& path) {
-  icl::io::SafeTensors st;
-  icl::train::save_parameters(st, model.parameters());
-  st.metadata = {{"format", "icl.model"},        {"model", "pre_ln"},
-                 {"d", std::to_string(D)},       {"layers", std::to_string(model.layers())},
-                 {"hidden", std::to_string(kH)}, {"heads", std::to_string(kM)},
-                 {"mlp", std::to_string(kF)},    {"max_tokens", std::to_string(kTMax)},
-                 {"final_norm", "false"}};
-  st.save(path);
+  icl::train::save_model(model, path);
 }
 
 /// The depth stored in a save_model() file's metadata (`fallback` when it has none).
@@ -126,14 +119,11 @@ inline int stored_layers(const std::string& path, int fallback) {
   return st.metadata.count("layers") ? std::stoi(st.metadata.at("layers")) : fallback;
 }
 
-/// Loads the weights of a save_model() file (or a Trainer checkpoint) into `model`.
+/// Loads a save_model() file (or a Trainer checkpoint) into `model`: icl::train::load_model, which
+/// refuses a file of another architecture naming the metadata key that differs.
 template <int D>
 void load_weights(const std::string& path, Model<D>& model) {
-  const icl::io::SafeTensors st = icl::io::SafeTensors::load(path);
-  if (st.metadata.count("d") && std::stoi(st.metadata.at("d")) != D)
-    throw icl::IoError(path + ": a model for d = " + st.metadata.at("d") +
-                       ", expected d = " + std::to_string(D));
-  icl::train::load_parameters(st, model.parameters(), /*strict=*/false);
+  icl::train::load_model(model, path);
 }
 
 inline void ensure_dir(const std::string& dir) { std::filesystem::create_directories(dir); }
