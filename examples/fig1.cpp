@@ -27,8 +27,8 @@ probes each; writes <out>/fig1.csv (every metric, pair and prefix) and prints SP
 Default = the documented CPU-scale run: 12,000 steps of batch 64 (the issue measured 19.5 steps/s
 with 2 threads on an AVX-512 machine built with -DICL_EXAMPLES_ARCH=native: about 10 min; expect
 ~2x longer with the portable default build) plus the evaluation: 256 contexts x 40 prefixes x 33
-queries through the model, measured 2.8 s per context with the portable build on a loaded 2-core machine
-(~12 min; fewer with -march=native or an idle machine).
+queries through the model (one thread). Measured for the committed run (docs/reproduction.md, 2-core
+AVX-512 Xeon, -DICL_EXAMPLES_ARCH=native): training 14-15 steps/s alone, evaluation 190 s.
 --quick: 30 steps, n = 10, 8 contexts, 8 probes (seconds; the CTest run;
 options given explicitly win).
 )";
