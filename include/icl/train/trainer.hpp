@@ -258,8 +258,7 @@ class Trainer {
     Optimizer opt = opt_;  // staged copies: committed only when everything has checked
     load_state(st, opt, "optim.");
     const double step = st.get_scalar("train.step");
-    ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps) &&
-                     step == std::floor(step),
+    ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps) && step == std::floor(step),
                  "checkpoint: train.step = ", step, " is not an integer in [0, ", cfg_.steps,
                  "] of this run");
     Rng rng = rng_;
