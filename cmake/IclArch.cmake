@@ -19,32 +19,49 @@ set(ICL_EXAMPLES_ARCH "" CACHE STRING
 
 include(CheckCXXSourceCompiles)
 
-# icl_target_arch(<target> <march>): compile <target> for -march=<march> (nothing if empty).
-#
 # GCC 12 false positive, suppressed only where it fires: with AVX-512 enabled, GCC < 13 reports
 # -Wmaybe-uninitialized inside its own avx512fintrin.h (`__m512d __Y = __Y;`, the idiom the
 # intrinsics use for an undefined register), inlined from Eigen 3.4's AVX-512 GEMM packing
 # (Eigen/src/Core/arch/AVX512/PacketMath.h, ptranspose via gemm_pack_lhs): hundreds of errors
 # under -Werror in any program that multiplies matrices (GCC bug 105593, fixed in GCC 13). A
-# pragma around the Eigen include does not reach a warning emitted after inlining, so the
-# warning is switched off for that target only, only for GCC < 13, and only when the -march
-# enables AVX-512. icl's own code loses nothing: the same headers are compiled without -march by
-# the unit-test binary and the examples, where -Wmaybe-uninitialized stays an error.
+# pragma around the Eigen include does not reach a warning emitted after inlining, so the warning
+# is switched off only for GCC < 13 and only where AVX-512 is enabled: for every icl program when
+# the global flags enable it (e.g. CMAKE_CXX_FLAGS=-march=native on an AVX-512 machine), else for
+# the targets whose ICL_*_ARCH enables it. In the default build the unit tests are compiled
+# without -march, so -Wmaybe-uninitialized stays an error for icl's own code there.
+
+# _icl_enables_avx512(<out> <flags>): whether CMAKE_CXX_FLAGS plus <flags> enable AVX-512
+# (try_compile applies CMAKE_CXX_FLAGS itself); cached per flag combination.
+function(_icl_enables_avx512 out flags)
+  string(MAKE_C_IDENTIFIER "ICL_HAS_AVX512_${CMAKE_CXX_FLAGS}_${flags}" var)
+  set(CMAKE_REQUIRED_FLAGS "${flags}")
+  set(CMAKE_REQUIRED_QUIET ON)
+  check_cxx_source_compiles("
+    #ifndef __AVX512F__
+    #error no AVX-512
+    #endif
+    int main() { return 0; }" ${var})
+  set(${out} ${${var}} PARENT_SCOPE)
+endfunction()
+
+set(_icl_gcc_avx512_bug OFF)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+  set(_icl_gcc_avx512_bug ON)
+  _icl_enables_avx512(_icl_global_avx512 "")
+  if(_icl_global_avx512)
+    target_compile_options(icl_dev_flags INTERFACE -Wno-maybe-uninitialized)
+  endif()
+endif()
+
+# icl_target_arch(<target> <march>): compile <target> for -march=<march> (nothing if empty).
 function(icl_target_arch target march)
   if(march STREQUAL "" OR NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     return()
   endif()
   target_compile_options(${target} PRIVATE -march=${march})
-  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
-    string(MAKE_C_IDENTIFIER "ICL_MARCH_${march}_HAS_AVX512" var)
-    set(CMAKE_REQUIRED_FLAGS "-march=${march}")
-    set(CMAKE_REQUIRED_QUIET ON)
-    check_cxx_source_compiles("
-      #ifndef __AVX512F__
-      #error no AVX-512
-      #endif
-      int main() { return 0; }" ${var})
-    if(${var})
+  if(_icl_gcc_avx512_bug)
+    _icl_enables_avx512(has "-march=${march}")
+    if(has)
       target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
     endif()
   endif()
