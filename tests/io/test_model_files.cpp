@@ -248,6 +248,32 @@ TEST_CASE("safetensors reads F16 and BF16 (converted) and writes I64", "[io][saf
   CHECK_INVALID(st.put_nd("h", {1}, std::vector<double>{0.5}, icl::io::DType::F16), "dtype");
 }
 
+TEST_CASE("safetensors: an I64 value beyond 2^53 loads, is refused on read, and round-trips",
+          "[io][safetensors]") {
+  // A file another writer made (icl's put_nd refuses such values): 2^53 + 1 has no exact double, so
+  // every read of the tensor throws IoError naming the reason, while the file itself is valid and
+  // rewrites to the same bytes. Found by fuzz_safetensors (corpus/regress_i64_beyond_2p53).
+  const std::int64_t big = (std::int64_t{1} << 53) + 1, edge = std::int64_t{1} << 53;
+  std::vector<std::uint16_t> halves(8);
+  std::memcpy(halves.data(), &big, 8);
+  std::memcpy(halves.data() + 4, &edge, 8);
+  std::string bytes = file_with("I64", halves);
+  // file_with counts 16-bit halves: the header says shape [8] and 16 bytes; make it [2] of I64.
+  const std::string from = "\"shape\":[8]", to = "\"shape\":[2]";
+  bytes.replace(bytes.find(from), from.size(), to);
+  const auto st = icl::io::SafeTensors::from_bytes(bytes);
+  CHECK(st.info("t").numel() == 2);
+  CHECK_THROWS_MATCHES(st.get_nd("t"), icl::IoError, icl::test::MessageContains("beyond 2^53"));
+  CHECK_THROWS_MATCHES(st.get_vector<double>("t"), icl::IoError, icl::test::MessageContains("beyond 2^53"));
+  CHECK(icl::io::SafeTensors::from_bytes(st.to_bytes()).to_bytes() == st.to_bytes());
+  // 2^53 itself is exact and reads.
+  std::memcpy(halves.data(), &edge, 8);
+  std::string ok = file_with("I64", halves);
+  ok.replace(ok.find(from), from.size(), to);
+  CHECK(icl::io::SafeTensors::from_bytes(ok).get_nd("t") ==
+        std::vector<double>{9007199254740992.0, 9007199254740992.0});
+}
+
 // ---- TMax convention ---------------------------------------------------------------------------
 
 TEST_CASE("predict: a model trained on n examples (TMax = 2n-1) takes encode(task) as it is",
