@@ -3,6 +3,7 @@
 // architecture in the metadata.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -77,10 +78,21 @@ struct TrainSpec {
   long long log_every = 100;
 };
 
+/// What one train() call did: the final evaluation loss, the step it started from (0, or the
+/// checkpoint's step when it resumed) and the wall seconds it spent (covering only the steps after
+/// resumed_from_step: an interrupted run's earlier time is in its log, not here).
+struct TrainResult {
+  double eval_loss = 0;
+  long long resumed_from_step = 0;
+  double seconds = 0;
+};
+
 /// Trains `model` (weights initialised here, uniform scaling) with icl::train::Trainer; resumes from
-/// spec.checkpoint when asked and present. Returns the final evaluation loss.
+/// spec.checkpoint when asked and present.
 template <int D>
-double train(Model<D>& model, const TrainSpec& spec, std::ostream& log) {
+TrainResult train(Model<D>& model, const TrainSpec& spec, std::ostream& log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  TrainResult r;
   icl::Rng init_rng(spec.seed + 1);
   icl::nn::init_uniform_scaling(model.parameters(), init_rng);
   icl::train::TrainConfig cfg;
@@ -101,9 +113,12 @@ double train(Model<D>& model, const TrainSpec& spec, std::ostream& log) {
   if (spec.resume && !spec.checkpoint.empty() && std::filesystem::exists(spec.checkpoint)) {
     trainer.load_checkpoint(spec.checkpoint);
     log << "resumed " << spec.checkpoint << " at step " << trainer.step() << "\n";
+    r.resumed_from_step = trainer.step();
   }
   trainer.run();
-  return trainer.history().back().eval_loss;
+  r.eval_loss = trainer.history().back().eval_loss;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
 }
 
 /// The model's weights with its architecture as metadata: icl::train::save_model, the
