@@ -37,6 +37,12 @@ struct TransformerOptions {
   RidgeForm ridge_form = RidgeForm::moment;  ///< ridge_transformer only
 };
 
+/// How a constructed model evaluates its paper blocks. Both give the same function (docs/constructions.md
+/// §6; tests/construct/test_narrow.cpp compares them): `narrow` runs nn::NarrowPaperBlock (2 query/key
+/// rows, identity values, sparse W^F and MLP, no per-layer allocation), `full` the nn::PaperBlock forward
+/// with its H x H query, key and value maps (the reference). Files store the full layout either way.
+enum class BlockForm { narrow, full };
+
 /// Realised widths of the four chains (docs/constructions.md §5), for K <= 3.
 template <int D>
 struct ChainWidths {
@@ -72,24 +78,41 @@ class CompiledProgram {
     for (const auto& b : real_.blocks) blocks_.emplace_back(b, real_.constants.ln_eps);
   }
 
+  /// Workspace of the narrow forward (the blocks' buffers and the two states), reused across layers and
+  /// across calls: forward(h, T, ws) allocates nothing once ws has served a call of the same size.
+  struct Workspace {
+    typename detail::Block<S, H, F>::NarrowBlock::Workspace block;  ///< shared by every layer
+    SeqType state[2];                                               ///< the current and next state
+  };
+
   /// B = h.cols()/T sequences of T columns side by side (embed() outputs, H x (B·T)) through the stack at
   /// once; every layer's hidden state: states[0] = h, states[l] = after l layers (layers() + 1 entries).
-  std::vector<SeqType> forward_all(const SeqType& h, int T) const {
+  /// `form` picks the evaluation of each block (BlockForm::narrow, the default, or the full PaperBlock).
+  std::vector<SeqType> forward_all(const SeqType& h, int T, BlockForm form = BlockForm::narrow) const {
     check_batch(h, T, "CompiledProgram::forward_all");
     std::vector<SeqType> states;
     states.reserve(real_.schedule.size() + 1);
     states.push_back(h);
     typename detail::Block<S, H, F>::PaperBlock::Cache cache;
+    typename detail::Block<S, H, F>::NarrowBlock::Workspace ws;
     for (int b : real_.schedule) {
       SeqType out(H, h.cols());
-      blocks_[static_cast<std::size_t>(b)].paper_block().forward(states.back(), T, cache, out);
+      const auto& blk = blocks_[static_cast<std::size_t>(b)];
+      if (form == BlockForm::narrow)
+        blk.narrow_block().forward(states.back(), T, ws, out);
+      else
+        blk.paper_block().forward(states.back(), T, cache, out);
       states.push_back(std::move(out));
     }
     return states;
   }
   /// The final state of B = h.cols()/T sequences of T columns run at once (equals forward() per sequence).
-  SeqType forward(const SeqType& h, int T) const {
+  SeqType forward(const SeqType& h, int T, BlockForm form = BlockForm::narrow) const {
     check_batch(h, T, "CompiledProgram::forward");
+    if (form == BlockForm::narrow) {
+      Workspace ws;
+      return forward(h, T, ws);
+    }
     typename detail::Block<S, H, F>::PaperBlock::Cache cache;
     SeqType cur = h, out(H, h.cols());
     for (int b : real_.schedule) {
@@ -98,13 +121,31 @@ class CompiledProgram {
     }
     return cur;
   }
+  /// The narrow forward into a caller-kept workspace: the final state of B = h.cols()/T sequences, held in
+  /// `ws` (valid until its next use). No heap allocation per layer; none at all once `ws` is warm.
+  const SeqType& forward(const SeqType& h, int T, Workspace& ws) const {
+    check_batch(h, T, "CompiledProgram::forward");
+    for (SeqType& s : ws.state)
+      if (s.cols() != h.cols()) s.resize(H, h.cols());
+    if (real_.schedule.empty()) {
+      ws.state[0] = h;
+      return ws.state[0];
+    }
+    int cur = -1;  // -1: the input h
+    for (int b : real_.schedule) {
+      const int nxt = cur == 0 ? 1 : 0;
+      blocks_[static_cast<std::size_t>(b)].narrow_block().forward(cur < 0 ? h : ws.state[cur], T, ws.block,
+                                                                  ws.state[nxt]);
+      cur = nxt;
+    }
+    return ws.state[cur];
+  }
   /// Number of layers (the schedule's length).
   int layers() const { return static_cast<int>(real_.schedule.size()); }
 
-  /// Runs the stack of blocks on a realised state (embed() output).
-  SeqType forward(SeqType h) const {
-    for (int b : real_.schedule) h = blocks_[b].forward(h);
-    return h;
+  /// Runs the stack of blocks on one realised state (embed() output; T = h.cols()).
+  SeqType forward(const SeqType& h, BlockForm form = BlockForm::narrow) const {
+    return forward(h, static_cast<int>(h.cols()), form);
   }
   /// Realised counterpart of Program::run: data state (H_d x T) in, data rows of the final state out.
   Matrix run(const Matrix& data_state) const {
@@ -238,16 +279,19 @@ class ConstructedTransformer {
     return h;
   }
   /// Every layer's hidden state of B prompts of T tokens run at once (for probing): layers() + 1 matrices
-  /// H x (B·T), [0] the embedding, [l] the state after l layers.
+  /// H x (B·T), [0] the embedding, [l] the state after l layers. `form`: see BlockForm.
   template <class Derived>
-  std::vector<SeqType> hidden_states(const Eigen::MatrixBase<Derived>& tokens, int T) const {
-    return model_.forward_all(embed_batch(tokens, T), T);
+  std::vector<SeqType> hidden_states(const Eigen::MatrixBase<Derived>& tokens, int T,
+                                     BlockForm form = BlockForm::narrow) const {
+    return model_.forward_all(embed_batch(tokens, T), T, form);
   }
   /// Predictions of B prompts of T tokens run at once: ceil(T/2) x B, column b the predictions at prompt
   /// b's x-tokens (for the n = 1 chains with a fixed read-out column: 1 x B). Equals predict() per prompt.
+  /// `form`: see BlockForm (the narrow default is the fast one; full is the reference).
   template <class Derived>
-  Matrix predict_batch(const Eigen::MatrixBase<Derived>& tokens, int T) const {
-    const SeqType h = model_.forward(embed_batch(tokens, T), T);
+  Matrix predict_batch(const Eigen::MatrixBase<Derived>& tokens, int T,
+                       BlockForm form = BlockForm::narrow) const {
+    const SeqType h = model_.forward(embed_batch(tokens, T), T, form);
     const Eigen::Index B = tokens.cols() / T;
     Matrix out(chain_.readout.column >= 0 ? 1 : (T + 1) / 2, B);
     for (Eigen::Index b = 0; b < B; ++b) out.col(b) = read(h.middleCols(b * T, T));
@@ -271,16 +315,17 @@ class ConstructedTransformer {
     return model_.realisation().embed(tokens);
   }
 
-  /// The final hidden state (H x T) of the stack of paper blocks.
+  /// The final hidden state (H x T) of the stack of paper blocks (`form`: see BlockForm).
   template <class Derived>
-  SeqType forward(const Eigen::MatrixBase<Derived>& tokens) const {
-    return model_.forward(embed(tokens));
+  SeqType forward(const Eigen::MatrixBase<Derived>& tokens, BlockForm form = BlockForm::narrow) const {
+    return model_.forward(embed(tokens), form);
   }
 
   /// One prediction per x-token column (in order), read at the chain's output row.
+  /// `form`: see BlockForm (BlockForm::full runs the reference PaperBlock forward).
   template <class Derived>
-  Vector predict(const Eigen::MatrixBase<Derived>& tokens) const {
-    return read(forward(tokens));
+  Vector predict(const Eigen::MatrixBase<Derived>& tokens, BlockForm form = BlockForm::narrow) const {
+    return read(forward(tokens, form));
   }
 
   /// The same prediction by the exact interpreter of the program (no transformer).
