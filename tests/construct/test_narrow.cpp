@@ -158,15 +158,23 @@ TEST_CASE("narrow blocks: batches, hidden states and the workspace forward agree
   CompiledProgram<double, ChainWidths<2>::ridge_height, ChainWidths<2>::ridge_mlp>::Workspace ws;
   first = m.model().forward(h0, T, ws);
   CHECK(first == hs.back());
-  const double* const buffers[] = {ws.block.g.data(), ws.block.p.data(),   ws.block.x.data(),
-                                   ws.block.z.data(), ws.block.pre.data(), ws.state[0].data(),
-                                   ws.state[1].data()};
+  const double* const buffers[] = {ws.block.g.data(),  ws.block.p.data(),   ws.block.x.data(),
+                                   ws.block.z.data(),  ws.block.pre.data(), ws.state[0].data(),
+                                   ws.state[1].data(), ws.result.data()};
   Eigen::internal::set_is_malloc_allowed(false);
   const auto& again = m.model().forward(h0, T, ws);
   Eigen::internal::set_is_malloc_allowed(true);
   CHECK(again == first);
-  const double* const after[] = {ws.block.g.data(), ws.block.p.data(),   ws.block.x.data(),
-                                 ws.block.z.data(), ws.block.pre.data(), ws.state[0].data(),
-                                 ws.state[1].data()};
+  const double* const after[] = {ws.block.g.data(),  ws.block.p.data(),   ws.block.x.data(),
+                                 ws.block.z.data(),  ws.block.pre.data(), ws.state[0].data(),
+                                 ws.state[1].data(), ws.result.data()};
   for (std::size_t i = 0; i < std::size(after); ++i) CHECK(after[i] == buffers[i]);
+
+  // chunks of 2 sequences (2 + 1): the same data rows up to rounding (the model's error is ~1e-11)
+  CompiledProgram<double, ChainWidths<2>::ridge_height, ChainWidths<2>::ridge_mlp>::Workspace small;
+  small.chunk_columns = 2 * T;
+  const auto& chunked = m.model().forward(h0, T, small);
+  CHECK(small.state[0].cols() == 2 * T);
+  const int rows = m.realisation().layout.data_rows;
+  CHECK((chunked.topRows(rows) - first.topRows(rows)).cwiseAbs().maxCoeff() <= 1e-9);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <map>
@@ -78,11 +79,16 @@ class CompiledProgram {
     for (const auto& b : real_.blocks) blocks_.emplace_back(b, real_.constants.ln_eps);
   }
 
-  /// Workspace of the narrow forward (the blocks' buffers and the two states), reused across layers and
-  /// across calls: forward(h, T, ws) allocates nothing once ws has served a call of the same size.
+  /// Workspace of the narrow forward, reused across layers and across calls: forward(h, T, ws) allocates
+  /// nothing once ws has served a call of the same size. The narrow forward runs the sequences of a batch
+  /// through the whole stack in chunks of about `chunk_columns` columns, so that the states and the blocks'
+  /// buffers (H x chunk each) stay in cache: batching saves no work in the narrow form (no weight is
+  /// reused across columns the way a GEMM reuses it), it only has to keep locality.
   struct Workspace {
     typename detail::Block<S, H, F>::NarrowBlock::Workspace block;  ///< shared by every layer
-    SeqType state[2];                                               ///< the current and next state
+    SeqType state[2];                                               ///< a chunk's current and next state
+    SeqType result;                                                 ///< the final states of the batch
+    int chunk_columns = 128;  ///< columns per chunk (whole sequences; at least one sequence)
   };
 
   /// B = h.cols()/T sequences of T columns side by side (embed() outputs, H x (B·T)) through the stack at
@@ -93,15 +99,24 @@ class CompiledProgram {
     std::vector<SeqType> states;
     states.reserve(real_.schedule.size() + 1);
     states.push_back(h);
+    if (form == BlockForm::narrow) {
+      Workspace ws;
+      for (std::size_t l = 0; l < real_.schedule.size(); ++l) states.emplace_back(H, h.cols());
+      const Eigen::Index C = chunk_sequences(T, ws);
+      for (Eigen::Index c0 = 0; c0 < h.cols(); c0 += C * T) {
+        const Eigen::Index cols = std::min<Eigen::Index>(C * T, h.cols() - c0);
+        for (std::size_t l = 0; l < real_.schedule.size(); ++l) {
+          auto out = states[l + 1].middleCols(c0, cols);
+          blocks_[static_cast<std::size_t>(real_.schedule[l])].narrow_block().forward(
+              states[l].middleCols(c0, cols), T, ws.block, out);
+        }
+      }
+      return states;
+    }
     typename detail::Block<S, H, F>::PaperBlock::Cache cache;
-    typename detail::Block<S, H, F>::NarrowBlock::Workspace ws;
     for (int b : real_.schedule) {
       SeqType out(H, h.cols());
-      const auto& blk = blocks_[static_cast<std::size_t>(b)];
-      if (form == BlockForm::narrow)
-        blk.narrow_block().forward(states.back(), T, ws, out);
-      else
-        blk.paper_block().forward(states.back(), T, cache, out);
+      blocks_[static_cast<std::size_t>(b)].paper_block().forward(states.back(), T, cache, out);
       states.push_back(std::move(out));
     }
     return states;
@@ -111,7 +126,8 @@ class CompiledProgram {
     check_batch(h, T, "CompiledProgram::forward");
     if (form == BlockForm::narrow) {
       Workspace ws;
-      return forward(h, T, ws);
+      forward(h, T, ws);
+      return std::move(ws.result);
     }
     typename detail::Block<S, H, F>::PaperBlock::Cache cache;
     SeqType cur = h, out(H, h.cols());
@@ -122,23 +138,35 @@ class CompiledProgram {
     return cur;
   }
   /// The narrow forward into a caller-kept workspace: the final state of B = h.cols()/T sequences, held in
-  /// `ws` (valid until its next use). No heap allocation per layer; none at all once `ws` is warm.
+  /// `ws` (ws.result, valid until its next use). No heap allocation per layer; none at all once `ws` is
+  /// warm (the blocks' buffers only grow).
   const SeqType& forward(const SeqType& h, int T, Workspace& ws) const {
     check_batch(h, T, "CompiledProgram::forward");
-    for (SeqType& s : ws.state)
-      if (s.cols() != h.cols()) s.resize(H, h.cols());
-    if (real_.schedule.empty()) {
-      ws.state[0] = h;
-      return ws.state[0];
+    const Eigen::Index N = h.cols(), C = chunk_sequences(T, ws), L = layers();
+    if (ws.result.cols() != N) ws.result.resize(H, N);
+    for (SeqType& st : ws.state)
+      if (st.cols() != std::min(N, C * T)) st.resize(H, std::min(N, C * T));
+    for (Eigen::Index c0 = 0; c0 < N; c0 += C * T) {
+      const Eigen::Index cols = std::min(C * T, N - c0);
+      const auto in = h.middleCols(c0, cols);
+      auto result = ws.result.middleCols(c0, cols);
+      if (L == 0) result = in;
+      for (Eigen::Index l = 0; l < L; ++l) {  // chunk: in -> state[0] -> state[1] -> ... -> result
+        auto out = ws.state[l % 2].leftCols(cols);
+        const auto& blk = blocks_[static_cast<std::size_t>(real_.schedule[static_cast<std::size_t>(l)])];
+        if (l + 1 == L) {
+          if (l == 0)
+            blk.narrow_block().forward(in, T, ws.block, result);
+          else
+            blk.narrow_block().forward(ws.state[(l - 1) % 2].leftCols(cols), T, ws.block, result);
+        } else if (l == 0) {
+          blk.narrow_block().forward(in, T, ws.block, out);
+        } else {
+          blk.narrow_block().forward(ws.state[(l - 1) % 2].leftCols(cols), T, ws.block, out);
+        }
+      }
     }
-    int cur = -1;  // -1: the input h
-    for (int b : real_.schedule) {
-      const int nxt = cur == 0 ? 1 : 0;
-      blocks_[static_cast<std::size_t>(b)].narrow_block().forward(cur < 0 ? h : ws.state[cur], T, ws.block,
-                                                                  ws.state[nxt]);
-      cur = nxt;
-    }
-    return ws.state[cur];
+    return ws.result;
   }
   /// Number of layers (the schedule's length).
   int layers() const { return static_cast<int>(real_.schedule.size()); }
@@ -159,6 +187,10 @@ class CompiledProgram {
   /// The realisation the blocks were built from (layout, distinct blocks, schedule, constants).
   const Realisation<S>& realisation() const { return real_; }
 
+  /// Whole sequences per chunk of the narrow forward (at least 1).
+  static Eigen::Index chunk_sequences(int T, const Workspace& ws) {
+    return std::max<Eigen::Index>(1, ws.chunk_columns / T);
+  }
   /// @throws icl::InvalidArgument (message prefixed by `fn`) unless T >= 1 divides h.cols().
   static void check_batch(const SeqType& h, int T, const char* fn) {
     ICL_CHECK_ARG(T >= 1 && h.cols() % T == 0, fn, ": T: expected a sequence length >= 1 dividing the ",

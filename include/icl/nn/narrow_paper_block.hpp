@@ -8,6 +8,9 @@
 
 #include <Eigen/Core>
 #include <Eigen/SparseCore>
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "icl/core/error.hpp"
@@ -28,10 +31,12 @@ namespace icl::nn {
 ///   (N1)  a = Σ_j F_j h A_j + b^F = Σ_j (F_j h) A_j + b^F,   F_j = columns j·H.. of W^F,
 ///
 /// evaluated right to left on the rows where F_j is non-zero (F_j h is a sparse product, (F_j h) A_j uses
-/// only the causal half of A_j), with the scores A_j from R-row queries and keys. The MLP keeps only its
+/// only the causal half of A_j and skips its subnormal weights, (N2)), with the scores A_j from R-row
+/// queries and keys. The MLP keeps only its
 /// active units u (W2 column u non-zero; the others add 0·σ(·)) with W1, W2 stored sparse, and is skipped
 /// with its LayerNorm when no unit is active (then h' = x + b2). Equal to PaperBlock::forward up to the
-/// order of the floating-point sums, for finite intermediate values (0·inf is not formed here).
+/// order of the floating-point sums and the underflow level (N2), for finite intermediate values (0·inf is
+/// not formed here).
 ///
 /// @tparam S scalar, @tparam H hidden width, @tparam M heads, @tparam F MLP width (of the full block),
 /// @tparam R query/key rows per head that may be non-zero (2 for the constructions)
@@ -157,10 +162,21 @@ class NarrowPaperBlock {
           softmax_columns(A, A, /*causal=*/true);
         else
           A.template triangularView<Eigen::StrictlyLower>().setZero();
-        // (F_j h) A_j over the causal half: column c of A_j has keys 0..c
+        // (N2) (F_j h) A_j over the causal half (column c of A_j has keys 0..c), skipping the weights
+        // below the smallest normal number (they change the sum by less than min·Σ_k|g_k|, the underflow
+        // level of the floating-point model; exact zeros change nothing): the constructions' position
+        // softmax underflows (Eigen's exp stops at ≈ 5.6e-309 in double) a few keys away from its
+        // target, so a column costs a few axpys instead of c + 1
         const auto gb = g.block(hd.offset, b * T, hd.f.rows(), T);
         auto pb = p.block(hd.offset, b * T, hd.f.rows(), T);
-        for (int c = 0; c < T; ++c) pb.col(c).noalias() = gb.leftCols(c + 1) * A.col(c).head(c + 1);
+        for (int c = 0; c < T; ++c) {
+          auto pc = pb.col(c);
+          pc.setZero();
+          for (int k = 0; k <= c; ++k) {
+            using std::abs;
+            if (const S a = A(k, c); abs(a) >= std::numeric_limits<S>::min()) pc += a * gb.col(k);
+          }
+        }
       }
     }
     x.setZero();
