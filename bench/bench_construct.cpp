@@ -1,7 +1,9 @@
 // Cost of the constructed transformers (double): one realised layer per primitive (at the ridge chain's
-// d = 8 width, H = 313, T = 81 tokens), and each chain for d in {2, 4, 8}, n in {1, 10, 40}, next to the
-// exact interpreter of the same program and the classical algorithm (icl::regress::online_predictions)
-// in the same run. Results: docs/constructions.md §8.
+// d = 8 width, H = 313, T = 81 tokens; full paper block and narrow form), and each chain for d in {2, 4, 8},
+// n in {1, 10, 40}, next to the exact interpreter of the same program and the classical algorithm
+// (icl::regress::online_predictions) in the same run; and the cost per context of the d = 8, n = 40 ridge
+// transformer through the full paper block (BlockForm::full) and its narrow form (BlockForm::narrow, one
+// context and batches of 16). Results: docs/constructions.md §6.
 #include <benchmark/benchmark.h>
 
 #include "icl/construct.hpp"
@@ -39,15 +41,16 @@ Program<double> ridge_op(OpKind kind) {
   return p;
 }
 
-void layer(benchmark::State& st, OpKind kind) {
+void layer(benchmark::State& st, OpKind kind, BlockForm form) {
   const auto p = ridge_op(kind);
   const auto model = compile<double, 313, 408>(p, 81);
   icl::Rng rng(1);
   Mat h0(p.height(), 81);
   for (Eigen::Index i = 0; i < h0.size(); ++i) h0.data()[i] = rng.normal();
   const Eigen::Matrix<double, 313, Eigen::Dynamic> x = model.realisation().embed(h0);
-  for (auto _ : st) benchmark::DoNotOptimize(model.forward(x).data());
+  for (auto _ : st) benchmark::DoNotOptimize(model.forward(x, form).data());
   st.counters["mlp_width"] = model.resources().mlp_width;
+  if (form == BlockForm::narrow) return;
   // FLOPs the paper block performs (it does not know most of its weights are zero): 2 heads x
   // (Q, K, V) H x H maps, scores and mixing 2·T²·H each, W^F (H x 2H), the MLP (F x H twice).
   const double H = 313, T = 81, F = 408;
@@ -69,10 +72,14 @@ void gemm_reference(benchmark::State& st) {
       benchmark::Counter(2.0 * m * k * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(gemm_reference)->Args({313, 313})->Args({313, 626})->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(layer, mov, OpKind::mov)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(layer, aff, OpKind::aff)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(layer, mul, OpKind::mul)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(layer, div, OpKind::div)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, mov, OpKind::mov, BlockForm::full)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, aff, OpKind::aff, BlockForm::full)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, mul, OpKind::mul, BlockForm::full)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, div, OpKind::div, BlockForm::full)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, mov_narrow, OpKind::mov, BlockForm::narrow)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, aff_narrow, OpKind::aff, BlockForm::narrow)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, mul_narrow, OpKind::mul, BlockForm::narrow)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(layer, div_narrow, OpKind::div, BlockForm::narrow)->Unit(benchmark::kMillisecond);
 
 // A task with a query: the transformer's tokens, and the same examples + query as a design for the
 // online protocol of icl::regress (the query's label is never used).
@@ -138,6 +145,38 @@ void ridge(benchmark::State& st, Mode mode) {
       ->Arg(10)                                                  \
       ->Arg(40)                                                  \
       ->Unit(benchmark::kMicrosecond);
+
+// One model, shared by the per-context pair (building and calibrating it takes seconds).
+const RidgeTransformer<double, 8>& ridge_d8_n40() {
+  static const auto model = ridge_transformer<double, 8>(40, 0.5);
+  return model;
+}
+
+// Per-context cost of the ridge transformer (d = 8, n = 40, T = 81, double): `form` over one context per
+// predict, or B contexts per predict_batch. Counter s_per_context: seconds per context (time / B).
+void ridge_context(benchmark::State& st, BlockForm form) {
+  const int B = static_cast<int>(st.range(0));
+  const auto& model = ridge_d8_n40();
+  constexpr int T = 81;
+  icl::Rng rng(3);
+  Eigen::Matrix<double, 9, Eigen::Dynamic> prompts(9, B * T);
+  for (int b = 0; b < B; ++b) {
+    const auto task = icl::data::sample_task<double, 8>({40}, rng);
+    const Eigen::Matrix<double, 8, 1> xq = icl::data::sample_x<double, 8>({40}, rng);
+    prompts.middleCols(b * T, T) = icl::data::encode(task, xq);
+  }
+  for (auto _ : st) {
+    if (B == 1)
+      benchmark::DoNotOptimize(model.predict(prompts, form).data());
+    else
+      benchmark::DoNotOptimize(model.predict_batch(prompts, T, form).data());
+  }
+  st.counters["contexts"] = B;
+  st.counters["s_per_context"] =
+      benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK_CAPTURE(ridge_context, full, BlockForm::full)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(ridge_context, narrow, BlockForm::narrow)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
 
 ICL_CHAIN_BENCH(sgd, 2)
 ICL_CHAIN_BENCH(sgd, 4)

@@ -11,6 +11,7 @@
 #include "icl/nn/layer_norm.hpp"
 #include "icl/nn/linear.hpp"
 #include "icl/nn/loss.hpp"
+#include "icl/nn/narrow_paper_block.hpp"
 #include "icl/nn/paper_block.hpp"
 #include "icl/nn/param.hpp"
 #include "icl/nn/pre_ln_block.hpp"

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <map>
@@ -36,6 +37,12 @@ struct TransformerOptions {
   data::TaskDistribution distribution{0};    ///< task distribution of the calibration (n is overridden)
   RidgeForm ridge_form = RidgeForm::moment;  ///< ridge_transformer only
 };
+
+/// How a constructed model evaluates its paper blocks. Both give the same function (docs/constructions.md
+/// §6; tests/construct/test_narrow.cpp compares them): `narrow` runs nn::NarrowPaperBlock (2 query/key
+/// rows, identity values, sparse W^F and MLP, no per-layer allocation), `full` the nn::PaperBlock forward
+/// with its H x H query, key and value maps (the reference). Files store the full layout either way.
+enum class BlockForm { narrow, full };
 
 /// Realised widths of the four chains (docs/constructions.md §5), for K <= 3.
 template <int D>
@@ -72,13 +79,40 @@ class CompiledProgram {
     for (const auto& b : real_.blocks) blocks_.emplace_back(b, real_.constants.ln_eps);
   }
 
+  /// Workspace of the narrow forward, reused across layers and across calls: forward(h, T, ws) allocates
+  /// nothing once ws has served a call of the same size. The narrow forward runs the sequences of a batch
+  /// through the whole stack in chunks of about `chunk_columns` columns, so that the states and the blocks'
+  /// buffers (H x chunk each) stay in cache: batching saves no work in the narrow form (no weight is
+  /// reused across columns the way a GEMM reuses it), it only has to keep locality.
+  struct Workspace {
+    typename detail::Block<S, H, F>::NarrowBlock::Workspace block;  ///< shared by every layer
+    SeqType state[2];                                               ///< a chunk's current and next state
+    SeqType result;                                                 ///< the final states of the batch
+    int chunk_columns = 128;  ///< columns per chunk (whole sequences; at least one sequence)
+  };
+
   /// B = h.cols()/T sequences of T columns side by side (embed() outputs, H x (B·T)) through the stack at
   /// once; every layer's hidden state: states[0] = h, states[l] = after l layers (layers() + 1 entries).
-  std::vector<SeqType> forward_all(const SeqType& h, int T) const {
+  /// `form` picks the evaluation of each block (BlockForm::narrow, the default, or the full PaperBlock).
+  std::vector<SeqType> forward_all(const SeqType& h, int T, BlockForm form = BlockForm::narrow) const {
     check_batch(h, T, "CompiledProgram::forward_all");
     std::vector<SeqType> states;
     states.reserve(real_.schedule.size() + 1);
     states.push_back(h);
+    if (form == BlockForm::narrow) {
+      Workspace ws;
+      for (std::size_t l = 0; l < real_.schedule.size(); ++l) states.emplace_back(H, h.cols());
+      const Eigen::Index C = chunk_sequences(T, ws);
+      for (Eigen::Index c0 = 0; c0 < h.cols(); c0 += C * T) {
+        const Eigen::Index cols = std::min<Eigen::Index>(C * T, h.cols() - c0);
+        for (std::size_t l = 0; l < real_.schedule.size(); ++l) {
+          auto out = states[l + 1].middleCols(c0, cols);
+          blocks_[static_cast<std::size_t>(real_.schedule[l])].narrow_block().forward(
+              states[l].middleCols(c0, cols), T, ws.block, out);
+        }
+      }
+      return states;
+    }
     typename detail::Block<S, H, F>::PaperBlock::Cache cache;
     for (int b : real_.schedule) {
       SeqType out(H, h.cols());
@@ -88,8 +122,13 @@ class CompiledProgram {
     return states;
   }
   /// The final state of B = h.cols()/T sequences of T columns run at once (equals forward() per sequence).
-  SeqType forward(const SeqType& h, int T) const {
+  SeqType forward(const SeqType& h, int T, BlockForm form = BlockForm::narrow) const {
     check_batch(h, T, "CompiledProgram::forward");
+    if (form == BlockForm::narrow) {
+      Workspace ws;
+      forward(h, T, ws);
+      return std::move(ws.result);
+    }
     typename detail::Block<S, H, F>::PaperBlock::Cache cache;
     SeqType cur = h, out(H, h.cols());
     for (int b : real_.schedule) {
@@ -98,13 +137,43 @@ class CompiledProgram {
     }
     return cur;
   }
+  /// The narrow forward into a caller-kept workspace: the final state of B = h.cols()/T sequences, held in
+  /// `ws` (ws.result, valid until its next use). No heap allocation per layer; none at all once `ws` is
+  /// warm (the blocks' buffers only grow).
+  const SeqType& forward(const SeqType& h, int T, Workspace& ws) const {
+    check_batch(h, T, "CompiledProgram::forward");
+    const Eigen::Index N = h.cols(), C = chunk_sequences(T, ws), L = layers();
+    if (ws.result.cols() != N) ws.result.resize(H, N);
+    for (SeqType& st : ws.state)
+      if (st.cols() != std::min(N, C * T)) st.resize(H, std::min(N, C * T));
+    for (Eigen::Index c0 = 0; c0 < N; c0 += C * T) {
+      const Eigen::Index cols = std::min(C * T, N - c0);
+      const auto in = h.middleCols(c0, cols);
+      auto result = ws.result.middleCols(c0, cols);
+      if (L == 0) result = in;
+      for (Eigen::Index l = 0; l < L; ++l) {  // chunk: in -> state[0] -> state[1] -> ... -> result
+        auto out = ws.state[l % 2].leftCols(cols);
+        const auto& blk = blocks_[static_cast<std::size_t>(real_.schedule[static_cast<std::size_t>(l)])];
+        if (l + 1 == L) {
+          if (l == 0)
+            blk.narrow_block().forward(in, T, ws.block, result);
+          else
+            blk.narrow_block().forward(ws.state[(l - 1) % 2].leftCols(cols), T, ws.block, result);
+        } else if (l == 0) {
+          blk.narrow_block().forward(in, T, ws.block, out);
+        } else {
+          blk.narrow_block().forward(ws.state[(l - 1) % 2].leftCols(cols), T, ws.block, out);
+        }
+      }
+    }
+    return ws.result;
+  }
   /// Number of layers (the schedule's length).
   int layers() const { return static_cast<int>(real_.schedule.size()); }
 
-  /// Runs the stack of blocks on a realised state (embed() output).
-  SeqType forward(SeqType h) const {
-    for (int b : real_.schedule) h = blocks_[b].forward(h);
-    return h;
+  /// Runs the stack of blocks on one realised state (embed() output; T = h.cols()).
+  SeqType forward(const SeqType& h, BlockForm form = BlockForm::narrow) const {
+    return forward(h, static_cast<int>(h.cols()), form);
   }
   /// Realised counterpart of Program::run: data state (H_d x T) in, data rows of the final state out.
   Matrix run(const Matrix& data_state) const {
@@ -118,6 +187,10 @@ class CompiledProgram {
   /// The realisation the blocks were built from (layout, distinct blocks, schedule, constants).
   const Realisation<S>& realisation() const { return real_; }
 
+  /// Whole sequences per chunk of the narrow forward (at least 1).
+  static Eigen::Index chunk_sequences(int T, const Workspace& ws) {
+    return std::max<Eigen::Index>(1, ws.chunk_columns / T);
+  }
   /// @throws icl::InvalidArgument (message prefixed by `fn`) unless T >= 1 divides h.cols().
   static void check_batch(const SeqType& h, int T, const char* fn) {
     ICL_CHECK_ARG(T >= 1 && h.cols() % T == 0, fn, ": T: expected a sequence length >= 1 dividing the ",
@@ -238,16 +311,19 @@ class ConstructedTransformer {
     return h;
   }
   /// Every layer's hidden state of B prompts of T tokens run at once (for probing): layers() + 1 matrices
-  /// H x (B·T), [0] the embedding, [l] the state after l layers.
+  /// H x (B·T), [0] the embedding, [l] the state after l layers. `form`: see BlockForm.
   template <class Derived>
-  std::vector<SeqType> hidden_states(const Eigen::MatrixBase<Derived>& tokens, int T) const {
-    return model_.forward_all(embed_batch(tokens, T), T);
+  std::vector<SeqType> hidden_states(const Eigen::MatrixBase<Derived>& tokens, int T,
+                                     BlockForm form = BlockForm::narrow) const {
+    return model_.forward_all(embed_batch(tokens, T), T, form);
   }
   /// Predictions of B prompts of T tokens run at once: ceil(T/2) x B, column b the predictions at prompt
   /// b's x-tokens (for the n = 1 chains with a fixed read-out column: 1 x B). Equals predict() per prompt.
+  /// `form`: see BlockForm (the narrow default is the fast one; full is the reference).
   template <class Derived>
-  Matrix predict_batch(const Eigen::MatrixBase<Derived>& tokens, int T) const {
-    const SeqType h = model_.forward(embed_batch(tokens, T), T);
+  Matrix predict_batch(const Eigen::MatrixBase<Derived>& tokens, int T,
+                       BlockForm form = BlockForm::narrow) const {
+    const SeqType h = model_.forward(embed_batch(tokens, T), T, form);
     const Eigen::Index B = tokens.cols() / T;
     Matrix out(chain_.readout.column >= 0 ? 1 : (T + 1) / 2, B);
     for (Eigen::Index b = 0; b < B; ++b) out.col(b) = read(h.middleCols(b * T, T));
@@ -271,16 +347,17 @@ class ConstructedTransformer {
     return model_.realisation().embed(tokens);
   }
 
-  /// The final hidden state (H x T) of the stack of paper blocks.
+  /// The final hidden state (H x T) of the stack of paper blocks (`form`: see BlockForm).
   template <class Derived>
-  SeqType forward(const Eigen::MatrixBase<Derived>& tokens) const {
-    return model_.forward(embed(tokens));
+  SeqType forward(const Eigen::MatrixBase<Derived>& tokens, BlockForm form = BlockForm::narrow) const {
+    return model_.forward(embed(tokens), form);
   }
 
   /// One prediction per x-token column (in order), read at the chain's output row.
+  /// `form`: see BlockForm (BlockForm::full runs the reference PaperBlock forward).
   template <class Derived>
-  Vector predict(const Eigen::MatrixBase<Derived>& tokens) const {
-    return read(forward(tokens));
+  Vector predict(const Eigen::MatrixBase<Derived>& tokens, BlockForm form = BlockForm::narrow) const {
+    return read(forward(tokens, form));
   }
 
   /// The same prediction by the exact interpreter of the program (no transformer).

@@ -9,17 +9,20 @@
 #include <vector>
 
 #include "icl/construct/realise.hpp"
+#include "icl/nn/narrow_paper_block.hpp"
 #include "icl/nn/paper_block.hpp"
 
 namespace icl::construct::detail {
 
 /// One realised layer: an nn::PaperBlock<S, H, 2, F> holding BlockWeights (query/key rows beyond the 2
-/// position features, MLP units beyond this layer's width: zero). Immutable and shared between the layers
-/// that realise the same op.
+/// position features, MLP units beyond this layer's width: zero), and its narrow form
+/// (nn::NarrowPaperBlock: 2 query/key rows, identity values, sparse W^F and MLP; the same function).
+/// Immutable and shared between the layers that realise the same op.
 template <class S, int H, int F>
 class Block {
  public:
   using PaperBlock = nn::PaperBlock<S, H, 2, F>;
+  using NarrowBlock = nn::NarrowPaperBlock<S, H, 2, F, 2>;
   using SeqType = typename PaperBlock::SeqType;
 
   Block(const BlockWeights<S>& w, double ln_eps) : blk_(std::make_shared<PaperBlock>(options(ln_eps))) {
@@ -44,10 +47,13 @@ class Block {
       b.w2().leftCols(f) = w.w2;
     }
     b.b2() = w.b2;
+    narrow_ = std::make_shared<const NarrowBlock>(b);
   }
 
   SeqType forward(const SeqType& h) const { return blk_->forward(h); }
   const PaperBlock& paper_block() const { return *blk_; }
+  /// The same block's narrow form (docs/constructions.md §6): what CompiledProgram runs by default.
+  const NarrowBlock& narrow_block() const { return *narrow_; }
   /// Parameter views for export (ParamView needs mutable pointers; nothing is written through them).
   std::vector<nn::ParamView<S>> parameters(const std::string& prefix) const {
     return blk_->parameters(prefix);
@@ -61,6 +67,7 @@ class Block {
     return o;
   }
   std::shared_ptr<PaperBlock> blk_;
+  std::shared_ptr<const NarrowBlock> narrow_;
 };
 
 }  // namespace icl::construct::detail

@@ -1,0 +1,191 @@
+// The narrow evaluation of constructed models (nn::NarrowPaperBlock behind BlockForm::narrow) against the
+// full paper block (BlockForm::full): layer by layer on the realised ridge and GD models, end to end, in
+// batches, and without allocation once the workspace is warm. docs/constructions.md §6.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <iterator>
+#include <limits>
+#include <utility>
+
+#include "icl/construct.hpp"
+#include "icl/data/task.hpp"
+
+using namespace icl::construct;
+
+namespace {
+
+template <class S>
+using MatS = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+
+// Largest |narrow − full| / bound over the entries of every layer, each layer run by both forms on the same
+// input (the full forward's state). Per entry (i, c) the bound is 2·γ_n·m(i, c) with γ_n = n·u / (1 − n·u)
+// (Higham, Accuracy and Stability, Lemma 3.1: a sum of n terms computed in any order is within γ_n·Σ|terms|
+// of the exact sum, so two orders differ by at most twice that), n = T + 2H + F + 4 (the longest chain of
+// sums of the block: T keys in h·A_j, 2H columns of W^F, F units of W2, and the bias, residual and
+// LayerNorm additions), and m the first-order magnitude of everything the block sums:
+//   m = |h| + Σ_j |F_j|·(|h|·(|A_j| + 2·Zmax_j·A_j⊙(1 − A_j))) + |b^F| + |W2|·|σ(pre)|
+//       + 1.13·|W2|·(|W1|·|z| + |b1|) + |b2|
+// where Zmax_j(c) = max_k ((|W^K_j|·|h|)ᵀ(|W^Q_j|·|h|))(k, c) bounds the terms of the scores of query c (a
+// score error ΔZ moves the softmax weight A_k by A_k·Σ_l A_l(ΔZ_k − ΔZ_l), at most 2·A_k(1 − A_k)·max|ΔZ|;
+// the constructions' scores reach γ·Ts², so this term dominates the tiny leakage weights), z = LN(x),
+// and 1.13 >= |σ'| bounds how the rounding of the MLP's input sums (which cancel by design: s0·(ℓ_r −
+// ℓ_ZERO), docs/constructions.md (C4)) reaches the output. The narrow form computes the same sums in other
+// orders (sparse, and (F_j h)A_j for F_j(hA_j)), and skips the subnormal attention weights ((N2) of
+// narrow_paper_block.hpp: an absolute term T·min·|F_j||h|, the underflow level).
+template <class S, int D, int H, int F>
+double worst_layer_ratio(const ConstructedTransformer<S, D, H, F>& m, int n_examples, std::uint64_t seed) {
+  icl::Rng rng(seed);
+  const auto task = icl::data::sample_task<S, D>({n_examples}, rng);
+  const auto xq = icl::data::sample_x<S, D>({n_examples}, rng);
+  const auto tokens = icl::data::encode(task, xq);
+  const int T = static_cast<int>(tokens.cols());
+  const auto states = m.hidden_states(tokens, T, BlockForm::full);
+  const Realisation<S>& R = m.realisation();
+  const double u = static_cast<double>(std::numeric_limits<S>::epsilon()) / 2;
+  const double n = T + 2.0 * H + F + 4;
+  const double gamma = n * u / (1 - n * u);
+  double worst = 0;
+  for (int l = 0; l < m.layers(); ++l) {
+    const detail::Block<S, H, F> blk(
+        R.blocks[static_cast<std::size_t>(R.schedule[static_cast<std::size_t>(l)])], R.constants.ln_eps);
+    const auto& h = states[static_cast<std::size_t>(l)];
+    typename detail::Block<S, H, F>::PaperBlock::Cache cache;
+    typename detail::Block<S, H, F>::NarrowBlock::Workspace ws;
+    typename detail::Block<S, H, F>::SeqType full(H, T), narrow(H, T);
+    blk.paper_block().forward(h, T, cache, full);
+    blk.narrow_block().forward(h, T, ws, narrow);
+    auto& pb = const_cast<typename detail::Block<S, H, F>::PaperBlock&>(blk.paper_block());
+    const MatS<S> wf = pb.wf(), w2 = pb.w2();
+    const MatS<S> ah = h.cwiseAbs(), w1 = pb.w1();
+    MatS<S> mag = ah;
+    for (int j = 0; j < 2; ++j) {
+      const MatS<S> A = cache.attn.weights(0, j), wq = pb.attn.wq(j), wk = pb.attn.wk(j);
+      const MatS<S> zmag = (wk.cwiseAbs() * ah).transpose() * (wq.cwiseAbs() * ah);  // T x T
+      const MatS<S> fj = wf.middleCols(j * H, H).cwiseAbs(), one_minus = MatS<S>::Ones(T, T) - A;
+      const MatS<S> terms = fj * (ah * A.cwiseAbs()), sens = fj * (ah * A.cwiseProduct(one_minus).cwiseAbs());
+      for (int c = 0; c < T; ++c) mag.col(c) += terms.col(c) + 2 * zmag.col(c).maxCoeff() * sens.col(c);
+    }
+    mag.colwise() += MatS<S>(pb.bf()).cwiseAbs().col(0) + MatS<S>(pb.b2()).cwiseAbs().col(0);
+    mag += w2.cwiseAbs() * cache.ff.post.cwiseAbs();
+    MatS<S> pre_terms = w1.cwiseAbs() * cache.z.cwiseAbs();
+    pre_terms.colwise() += MatS<S>(pb.b1()).cwiseAbs().col(0);
+    mag += S(1.13) * (w2.cwiseAbs() * pre_terms);
+    // (N2): attention weights below the smallest normal number are skipped, by at most T·min·|F_j|·|h|
+    MatS<S> under = MatS<S>::Zero(H, T);
+    for (int j = 0; j < 2; ++j) under += wf.middleCols(j * H, H).cwiseAbs() * ah;
+    under *= S(T) * std::numeric_limits<S>::min();
+    const MatS<S> diff = (narrow - full).cwiseAbs();
+    for (Eigen::Index i = 0; i < diff.size(); ++i) {
+      const double bound =
+          2 * gamma * static_cast<double>(mag.data()[i]) + static_cast<double>(under.data()[i]);
+      const double d = static_cast<double>(diff.data()[i]);
+      REQUIRE(std::isfinite(d));
+      worst = std::max(worst, bound > 0 ? d / bound : (d > 0 ? 1e30 : 0.0));
+    }
+  }
+  return worst;
+}
+
+// Largest |narrow − full| of the predictions over a few prompts, and the same for |full − exact|.
+template <class Model, int D>
+std::pair<double, double> prediction_gaps(const Model& m, int n_examples, std::uint64_t seed) {
+  using S = typename Model::Scalar;
+  icl::Rng rng(seed);
+  double nf = 0, fe = 0;
+  for (int t = 0; t < 3; ++t) {
+    const auto task = icl::data::sample_task<S, D>({n_examples}, rng);
+    const auto xq = icl::data::sample_x<S, D>({n_examples}, rng);
+    const auto tokens = icl::data::encode(task, xq);
+    const auto narrow = m.predict(tokens), full = m.predict(tokens, BlockForm::full),
+               exact = m.predict_exact(tokens);
+    nf = std::max(nf, static_cast<double>((narrow - full).cwiseAbs().maxCoeff()));
+    fe = std::max(fe, static_cast<double>((full - exact).cwiseAbs().maxCoeff()));
+  }
+  return {nf, fe};
+}
+
+}  // namespace
+
+TEST_CASE("narrow blocks: every realised layer equals the full paper block within rounding",
+          "[construct][narrow]") {
+  // Each layer of the realised ridge (moment and w form) and SGD models, d = 2 and 4, double, float and
+  // long double, on the full forward's own states: within the sum-rounding bound above.
+  CHECK(worst_layer_ratio(ridge_transformer<double, 2>(4, 0.5), 4, 1) <= 1);
+  CHECK(worst_layer_ratio(ridge_transformer<double, 4>(4, 0.5), 4, 2) <= 1);
+  TransformerOptions w_form;
+  w_form.ridge_form = RidgeForm::w;
+  CHECK(worst_layer_ratio(ridge_transformer<double, 2>(3, 0.5, w_form), 3, 3) <= 1);
+  CHECK(worst_layer_ratio(gd_transformer<double, 2>(5, 0.05, 0.1), 5, 4) <= 1);
+  CHECK(worst_layer_ratio(gd_transformer<double, 4>(5, 0.05, 0.1), 5, 5) <= 1);
+  CHECK(worst_layer_ratio(ridge_transformer<float, 2>(3, 0.5), 3, 6) <= 1);
+  CHECK(worst_layer_ratio(ridge_transformer<long double, 2>(3, 0.5), 3, 7) <= 1);
+  CHECK(worst_layer_ratio(theorem2_transformer<double, 2>(0.5), 1, 8) <= 1);
+}
+
+TEST_CASE("narrow blocks: predictions equal the full path's up to its own construction error",
+          "[construct][narrow]") {
+  // End to end the per-layer rounding differences pass through the remaining layers as any rounding
+  // does, so the two forms differ by no more than the full model differs from the exact program.
+  const auto check = [](std::pair<double, double> g) {
+    INFO("narrow - full " << g.first << ", full - exact " << g.second);
+    CHECK(g.first <= 2 * g.second + 1e-13);  // + a few hundred ulps of O(1) predictions
+  };
+  check(prediction_gaps<RidgeTransformer<double, 2>, 2>(ridge_transformer<double, 2>(6, 0.5), 6, 11));
+  check(prediction_gaps<RidgeTransformer<double, 4>, 4>(ridge_transformer<double, 4>(6, 0.5), 6, 12));
+  check(prediction_gaps<GdTransformer<double, 4>, 4>(gd_transformer<double, 4>(6, 0.05, 0.1), 6, 13));
+  check(prediction_gaps<RidgeTransformer<float, 2>, 2>(ridge_transformer<float, 2>(6, 0.5), 6, 14));
+}
+
+TEST_CASE("narrow blocks: batches, hidden states and the workspace forward agree", "[construct][narrow]") {
+  const auto m = ridge_transformer<double, 2>(4, 0.5);
+  icl::Rng rng(21);
+  constexpr int B = 3, T = 9;
+  Eigen::MatrixXd prompts(3, B * T);
+  for (int b = 0; b < B; ++b) {
+    const auto task = icl::data::sample_task<double, 2>({4}, rng);
+    const Eigen::Vector2d xq = icl::data::sample_x<double, 2>({4}, rng);
+    prompts.middleCols(b * T, T) = icl::data::encode(task, xq);
+  }
+  const Eigen::MatrixXd batch = m.predict_batch(prompts, T);
+  for (int b = 0; b < B; ++b) {
+    const Eigen::VectorXd one = m.predict(prompts.middleCols(b * T, T)),
+                          exact = m.predict_exact(prompts.middleCols(b * T, T));
+    // the same sums per column, but Eigen's kernels peel by alignment (FMA in the packets, not in the
+    // scalar remainder), so a batch may round differently: within the model's own error (≈ 1e-11 for
+    // ridge d = 2 against the exact program, §4.3), not bitwise
+    const double gap = (batch.col(b) - one).cwiseAbs().maxCoeff();
+    INFO("batch vs one prompt " << gap << ", one prompt vs exact " << (one - exact).cwiseAbs().maxCoeff());
+    CHECK(gap <= 1e-10);
+  }
+  const auto hs = m.hidden_states(prompts, T);
+  REQUIRE(static_cast<int>(hs.size()) == m.layers() + 1);
+  const auto h0 = m.embed_batch(prompts, T);
+  CHECK(hs.back() == m.model().forward(h0, T));  // same batch, same path: bitwise
+
+  // forward into a kept workspace: the same state, and once warm its buffers are neither reallocated
+  // (the addresses stay) nor, in builds with Eigen's assertions, allocated at all.
+  RidgeTransformer<double, 2>::SeqType::PlainObject first;
+  CompiledProgram<double, ChainWidths<2>::ridge_height, ChainWidths<2>::ridge_mlp>::Workspace ws;
+  first = m.model().forward(h0, T, ws);
+  CHECK(first == hs.back());
+  const double* const buffers[] = {ws.block.g.data(),  ws.block.p.data(),   ws.block.x.data(),
+                                   ws.block.z.data(),  ws.block.pre.data(), ws.state[0].data(),
+                                   ws.state[1].data(), ws.result.data()};
+  Eigen::internal::set_is_malloc_allowed(false);
+  const auto& again = m.model().forward(h0, T, ws);
+  Eigen::internal::set_is_malloc_allowed(true);
+  CHECK(again == first);
+  const double* const after[] = {ws.block.g.data(),  ws.block.p.data(),   ws.block.x.data(),
+                                 ws.block.z.data(),  ws.block.pre.data(), ws.state[0].data(),
+                                 ws.state[1].data(), ws.result.data()};
+  for (std::size_t i = 0; i < std::size(after); ++i) CHECK(after[i] == buffers[i]);
+
+  // chunks of 2 sequences (2 + 1): the same data rows up to rounding (the model's error is ~1e-11)
+  CompiledProgram<double, ChainWidths<2>::ridge_height, ChainWidths<2>::ridge_mlp>::Workspace small;
+  small.chunk_columns = 2 * T;
+  const auto& chunked = m.model().forward(h0, T, small);
+  CHECK(small.state[0].cols() == 2 * T);
+  const int rows = m.realisation().layout.data_rows;
+  CHECK((chunked.topRows(rows) - first.topRows(rows)).cwiseAbs().maxCoeff() <= 1e-9);
+}
