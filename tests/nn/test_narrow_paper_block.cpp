@@ -3,6 +3,7 @@
 // LayerNorm, zero rows in W^F and zero units in the MLP; a warm workspace does not allocate.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <utility>
 
 #include "icl/core/rng.hpp"
 #include "icl/nn.hpp"
@@ -40,6 +41,18 @@ void fill_narrow(Block& b, icl::Rng& rng) {
   rnd(b.norm.bias());
 }
 
+using Seq = icl::Seq<double, H>;
+
+// The full block's forward (first) and the narrow form's (second, through `ws`) of h, T tokens each.
+std::pair<Seq, Seq> both_forwards(const Block& full, const Narrow& narrow, const Seq& h, int T,
+                                  Narrow::Workspace& ws) {
+  Seq a(H, h.cols()), b(H, h.cols());
+  Block::Cache cache;
+  full.forward(h, T, cache, a);
+  narrow.forward(h, T, ws, b);
+  return {a, b};
+}
+
 }  // namespace
 
 TEST_CASE("narrow paper block: forward equals the full block of the same weights", "[nn][narrow]") {
@@ -56,16 +69,13 @@ TEST_CASE("narrow paper block: forward equals the full block of the same weights
       const Narrow narrow(full);
       CHECK(narrow.active_units() == F - 2);
       CHECK(narrow.mixed_rows() == 2 * (H - 1));
-      const icl::Seq<double, H> h = icl::Seq<double, H>::Random(H, 15);  // 3 sequences of 5 tokens
-      icl::Seq<double, H> a(H, 15), b(H, 15);
-      Block::Cache cache;
+      const Seq h = Seq::Random(H, 15);  // 3 sequences of 5 tokens
       Narrow::Workspace ws;
-      full.forward(h, 5, cache, a);
-      narrow.forward(h, 5, ws, b);
+      const auto [a, b] = both_forwards(full, narrow, h, 5, ws);
       // O(1) weights and inputs, sums of at most 2H + T + F terms: a few hundred ulps at most
       CHECK_THAT(b, icl::test::IsCloseTo(a, 1e-13, 1e-13));
       // warm workspace: no allocation (checked where Eigen's assertions are on), the same result bitwise
-      icl::Seq<double, H> c(H, 15);
+      Seq c(H, 15);
       Eigen::internal::set_is_malloc_allowed(false);
       narrow.forward(h, 5, ws, c);
       Eigen::internal::set_is_malloc_allowed(true);
@@ -81,12 +91,9 @@ TEST_CASE("narrow paper block: the MLP is skipped when no unit is active", "[nn]
   full.w2().setZero();
   const Narrow narrow(full);
   CHECK(narrow.active_units() == 0);
-  const icl::Seq<double, H> h = icl::Seq<double, H>::Random(H, 6);
-  icl::Seq<double, H> a(H, 6), b(H, 6);
-  Block::Cache cache;
+  const Seq h = Seq::Random(H, 6);
   Narrow::Workspace ws;
-  full.forward(h, 6, cache, a);
-  narrow.forward(h, 6, ws, b);
+  const auto [a, b] = both_forwards(full, narrow, h, 6, ws);
   CHECK_THAT(b, icl::test::IsCloseTo(a, 1e-13, 1e-13));
 }
 
