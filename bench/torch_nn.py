@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Times PyTorch (float32, one thread) on the shapes of bench/bench_nn.cpp and prints the ratio
-table against icl's Google Benchmark JSON output.
+table against icl's Google Benchmark JSON output. bench/compare_nn.sh runs both in the same run,
+in alternating rounds, with the anchor's BLAS settings (docs/performance.md); by hand:
 
     ./build/bench/icl_bench_nn --benchmark_min_time=0.05 --benchmark_repetitions=5 \
         --benchmark_format=json > icl_nn.json
@@ -128,47 +129,83 @@ def torch_times(Hs, reps, min_time, layers):
     return res
 
 
-def icl_times(path):
-    """name -> (median seconds, FLOPS rate) from Google Benchmark JSON (repetitions aggregated)."""
-    with open(path) as f:
-        data = json.load(f)
+def icl_times(paths):
+    """name -> (median seconds, median FLOPS rate) from Google Benchmark JSON files (the repetitions of
+    every file pooled; aggregate rows skipped)."""
     per = {}
-    for b in data["benchmarks"]:
-        if b.get("run_type") == "aggregate":
-            continue
-        name = b.get("run_name", b["name"])
-        if name.startswith("BM_"):
-            name = name[3:]
-        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b.get("time_unit", "ns")]
-        per.setdefault(name, []).append((b["cpu_time"] * scale, b.get("FLOPS", float("nan"))))
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for b in data["benchmarks"]:
+            if b.get("run_type") == "aggregate":
+                continue
+            name = b.get("run_name", b["name"])
+            if name.startswith("BM_"):
+                name = name[3:]
+            scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b.get("time_unit", "ns")]
+            per.setdefault(name, []).append((b["cpu_time"] * scale, b.get("FLOPS", float("nan"))))
     return {k: (statistics.median(t for t, _ in v), statistics.median(r for _, r in v)) for k, v in per.items()}
+
+
+def torch_best(paths):
+    """name -> (seconds, FLOPs), the fastest of several saved PyTorch runs (its timings swing 2-5x)."""
+    best = {}
+    for path in paths:
+        with open(path) as f:
+            for name, (t, fl) in json.load(f).items():
+                if name not in best or t < best[name][0]:
+                    best[name] = (t, fl)
+    return best
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--icl-json", help="Google Benchmark JSON output of icl_bench_nn")
+    ap.add_argument("--icl-json", nargs="+", default=[],
+                    help="Google Benchmark JSON output(s) of icl_bench_nn (repetitions of all files pooled)")
+    ap.add_argument("--torch-json", nargs="+", default=[],
+                    help="instead of timing PyTorch now, take the best of these saved runs (--save)")
+    ap.add_argument("--save", help="write this run's PyTorch times as JSON (for --torch-json)")
     ap.add_argument("--H", type=int, nargs="+", default=[64, 128, 256, 512])
     ap.add_argument("--layers", nargs="+", default=LAYERS)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.2)
-    ap.add_argument("--ref", default=f"gemm/m:512/k:512/n:{N}", help="icl benchmark used as the GEMM reference")
+    ap.add_argument("--ref", default="largest",
+                    help="icl benchmark used as the GEMM reference; 'largest' (default): per width H, the "
+                         "block's largest product gemm/m:4H/k:H/n:N of the same run (issue 11's target 1)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}", file=sys.stderr)
-    tt = torch_times(args.H, args.reps, args.min_time, args.layers)
-    ours = icl_times(args.icl_json) if args.icl_json else {}
-    ref = ours.get(args.ref, (float("nan"), float("nan")))[1]
-    if ours:
-        print(f"GEMM reference ({args.ref}): {ref / 1e9:.1f} GFLOP/s")
-    print("| benchmark | icl ms | icl GFLOP/s | icl % of ref GEMM | torch ms | torch GFLOP/s | torch/icl time |")
+    if args.torch_json:
+        tt = torch_best(args.torch_json)
+    else:
+        tt = torch_times(args.H, args.reps, args.min_time, args.layers)
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(tt, f, indent=1)
+    ours = {}
+    if args.icl_json:
+        ours = icl_times(args.icl_json)
+
+    def ref_rate(name):
+        if args.ref != "largest":
+            return ours.get(args.ref, (float("nan"), float("nan")))[1], args.ref
+        H = int(name.rsplit("H:", 1)[1]) if "/H:" in name else None
+        if H is None:
+            return float("nan"), "-"
+        key = f"gemm/m:{4 * H}/k:{H}/n:{N}"
+        return ours.get(key, (float("nan"), float("nan")))[1], key
+
+    print("| benchmark | icl ms | icl GFLOP/s | icl % of ref GEMM (ref) | torch ms (best) | torch GFLOP/s | "
+          "icl speed vs torch |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, (t, fl) in tt.items():
         o = ours.get(name)
         if o:
-            print(f"| {name} | {o[0] * 1e3:.2f} | {fl / o[0] / 1e9:.2f} | {100 * fl / o[0] / ref:.0f}% | "
-                  f"{t * 1e3:.2f} | {fl / t / 1e9:.2f} | {t / o[0]:.2f} |")
+            ref, key = ref_rate(name)
+            print(f"| {name} | {o[0] * 1e3:.2f} | {fl / o[0] / 1e9:.1f} | {100 * fl / o[0] / ref:.0f}% ({key}) | "
+                  f"{t * 1e3:.2f} | {fl / t / 1e9:.1f} | {t / o[0]:.2f}x |")
         else:
-            print(f"| {name} | - | - | - | {t * 1e3:.2f} | {fl / t / 1e9:.2f} | - |")
+            print(f"| {name} | - | - | - | {t * 1e3:.2f} | {fl / t / 1e9:.1f} | - |")
 
 
 if __name__ == "__main__":

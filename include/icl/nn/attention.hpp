@@ -76,16 +76,20 @@ class CausalAttention {
 
   /// Forward state kept for backward, plus backward scratch (reused across calls).
   struct Cache {
-    Seq<S, P> qkv;          ///< stacked projections, P x N
-    Mat<S> attn;            ///< attention weights: T x (B·M·T), block (b·M + j) is A_j of sequence b
+    Seq<S, P> qkv;  ///< stacked projections, P x N
+    /// Attention weights, causal_padded_rows(T) x (B·M·T): columns [(b·M + j)·T, +T) are A_j of
+    /// sequence b in rows 0..T-1; the padding rows (zeros) keep every column a whole number of SIMD
+    /// packets (causal_softmax_blocks). Read them through weights().
+    Mat<S> attn;
     Seq<S, M * DV> heads;   ///< concatenated head outputs, M·DV x N
     Seq<S, M * DV> dheads;  ///< backward scratch: dL/d[O_1; …; O_M], M·DV x N
     Seq<S, P> dqkv;         ///< backward scratch: dL/d[Q; K; V], P x N
-    Mat<S> dA;              ///< backward scratch: dL/dA_j of the current (sequence, head), T x T
-    int T = 0;              ///< tokens per sequence of the last forward() (backward() reuses it)
+    /// Backward scratch: dL/dA_j of the current (sequence, head), causal_padded_rows(T) x T.
+    Mat<S> dA;
+    int T = 0;  ///< tokens per sequence of the last forward() (backward() reuses it)
     /// Attention weights of head j in sequence b: T x T, column = query, row = key.
-    typename Mat<S>::ConstColsBlockXpr weights(Eigen::Index b, int j) const {
-      return attn.middleCols((b * M + j) * T, T);
+    typename Mat<S>::ConstBlockXpr weights(Eigen::Index b, int j) const {
+      return attn.block(0, (b * M + j) * T, T, T);
     }
   };
 
@@ -134,30 +138,15 @@ class CausalAttention {
   /// @throws icl::InvalidArgument unless T >= 1 divides x.cols() (else trailing columns of y
   ///         would be left unwritten).
   void forward(const In<S>& x, int T, Cache& c, Out<S> y) const {
-    const Eigen::Index N = x.cols();
-    ICL_CHECK_ARG(T >= 1 && N % T == 0, "CausalAttention::forward: T: expected a divisor of the ", N,
-                  " columns of x, got ", T);
-    const Eigen::Index B = N / T;
-    c.T = T;
-    c.qkv.resize(P, N);
-    c.attn.resize(T, B * M * T);
-    c.heads.resize(M * DV, N);
-    in_proj_.forward(x, c.qkv);
-    for (Eigen::Index b = 0; b < B; ++b) {
-      for (int j = 0; j < M; ++j) {
-        const Eigen::Ref<const Mat<S>> Q = c.qkv.block(row_q(j), b * T, DQK, T);
-        const Eigen::Ref<const Mat<S>> K = c.qkv.block(row_k(j), b * T, DQK, T);
-        const Eigen::Ref<const Mat<S>> V = c.qkv.block(row_v(j), b * T, DV, T);
-        Eigen::Ref<Mat<S>> A = c.attn.middleCols((b * M + j) * T, T);
-        A.noalias() = scale_ * (K.transpose() * Q);  // Eq. T2: Z = scale · KᵀQ
-        if (scores_ == Scores::softmax)
-          softmax_columns(A, A, /*causal=*/true);
-        else
-          A.template triangularView<Eigen::StrictlyLower>().setZero();
-        c.heads.block(j * DV, b * T, DV, T).noalias() = V * A;  // Eq. T3
-      }
-    }
+    attend(x, T, c);
     out_proj_.forward(c.heads, y);  // Eq. T4
+  }
+
+  /// y += Attention(x): forward() added onto y (the residual connection of a block) without a
+  /// separate pass over y. Same checks and cache as forward().
+  void forward_add(const In<S>& x, int T, Cache& c, Out<S> y) const {
+    attend(x, T, c);
+    out_proj_.forward_add(c.heads, y);  // Eq. T4
   }
 
   /// Accumulates parameter gradients and writes dx (Eqs. T5-T8). `x` is forward's input.
@@ -165,9 +154,11 @@ class CausalAttention {
     const Eigen::Index N = x.cols();
     const int T = c.T;
     const Eigen::Index B = N / T;
+    const Eigen::Index Tp = causal_padded_rows(T);
     c.dheads.resize(M * DV, N);
     c.dqkv.resize(P, N);
-    c.dA.resize(T, T);
+    c.dA.resize(Tp, T);
+    c.dA.bottomRows(Tp - T).setZero();  // padding rows: never written below, read (as 0) by Eq. T7
     out_proj_.accumulate_grad(c.heads, dy);
     out_proj_.backward_input(dy, c.dheads);
     for (Eigen::Index b = 0; b < B; ++b) {
@@ -175,16 +166,17 @@ class CausalAttention {
         const Eigen::Ref<const Mat<S>> Q = c.qkv.block(row_q(j), b * T, DQK, T);
         const Eigen::Ref<const Mat<S>> K = c.qkv.block(row_k(j), b * T, DQK, T);
         const Eigen::Ref<const Mat<S>> V = c.qkv.block(row_v(j), b * T, DV, T);
-        const Eigen::Ref<const Mat<S>> A = c.attn.middleCols((b * M + j) * T, T);
+        const Eigen::Ref<const Mat<S>> A = c.attn.block(0, (b * M + j) * T, T, T);
         const Eigen::Ref<const Mat<S>> dO = c.dheads.block(j * DV, b * T, DV, T);
+        Eigen::Ref<Mat<S>> dA = c.dA.topRows(T);
         c.dqkv.block(row_v(j), b * T, DV, T).noalias() = dO * A.transpose();  // Eq. T5
-        c.dA.noalias() = V.transpose() * dO;                                  // Eq. T6
+        dA.noalias() = V.transpose() * dO;                                    // Eq. T6
         if (scores_ == Scores::softmax)
-          softmax_columns_backward(A, c.dA, c.dA, /*causal=*/true);  // Eq. T7
+          causal_softmax_blocks_backward<S>(c.attn.middleCols((b * M + j) * T, T), c.dA, c.dA);  // Eq. T7
         else
-          c.dA.template triangularView<Eigen::StrictlyLower>().setZero();
-        c.dqkv.block(row_q(j), b * T, DQK, T).noalias() = scale_ * (K * c.dA);              // Eq. T8
-        c.dqkv.block(row_k(j), b * T, DQK, T).noalias() = scale_ * (Q * c.dA.transpose());  // Eq. T8
+          dA.template triangularView<Eigen::StrictlyLower>().setZero();
+        c.dqkv.block(row_q(j), b * T, DQK, T).noalias() = scale_ * (K * dA);              // Eq. T8
+        c.dqkv.block(row_k(j), b * T, DQK, T).noalias() = scale_ * (Q * dA.transpose());  // Eq. T8
       }
     }
     in_proj_.accumulate_grad(x, c.dqkv);
@@ -210,6 +202,33 @@ class CausalAttention {
   }
 
  private:
+  // Eqs. T1-T3 for B = x.cols()/T sequences: fills c.qkv, c.attn and c.heads.
+  void attend(const In<S>& x, int T, Cache& c) const {
+    const Eigen::Index N = x.cols();
+    ICL_CHECK_ARG(T >= 1 && N % T == 0, "CausalAttention::forward: T: expected a divisor of the ", N,
+                  " columns of x, got ", T);
+    const Eigen::Index B = N / T;
+    c.T = T;
+    c.qkv.resize(P, N);
+    c.attn.resize(causal_padded_rows(T), B * M * T);
+    c.heads.resize(M * DV, N);
+    in_proj_.forward(x, c.qkv);
+    for (Eigen::Index b = 0; b < B; ++b) {
+      for (int j = 0; j < M; ++j) {
+        const Eigen::Ref<const Mat<S>> Q = c.qkv.block(row_q(j), b * T, DQK, T);
+        const Eigen::Ref<const Mat<S>> K = c.qkv.block(row_k(j), b * T, DQK, T);
+        const Eigen::Ref<const Mat<S>> V = c.qkv.block(row_v(j), b * T, DV, T);
+        Eigen::Ref<Mat<S>> A = c.attn.block(0, (b * M + j) * T, T, T);
+        A.noalias() = scale_ * (K.transpose() * Q);  // Eq. T2: Z = scale · KᵀQ
+        if (scores_ == Scores::softmax)
+          causal_softmax_blocks<S>(c.attn.middleCols((b * M + j) * T, T), T);
+        else
+          A.template triangularView<Eigen::StrictlyLower>().setZero();
+        c.heads.block(j * DV, b * T, DV, T).noalias() = V * A;  // Eq. T3
+      }
+    }
+  }
+
   static constexpr Eigen::Index row_q(int j) { return Eigen::Index(j) * DQK; }
   static constexpr Eigen::Index row_k(int j) { return Eigen::Index(M) * DQK + Eigen::Index(j) * DQK; }
   static constexpr Eigen::Index row_v(int j) { return Eigen::Index(2) * M * DQK + Eigen::Index(j) * DV; }

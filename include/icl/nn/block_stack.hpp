@@ -32,7 +32,7 @@ class BlockStack {
   /// Everything forward() keeps: the L + 1 hidden states and each block's cache; resized on first
   /// use only, so one Cache can be reused across batches of the same shape.
   struct Cache {
-    /// Per-block caches (blocks[l].attn.weights(b, j): block l's T x T attention, head j, sequence b).
+    /// Per-block caches (blocks[l].weights(b, j): block l's T x T attention, head j, sequence b).
     std::vector<typename Block::Cache> blocks;
     std::vector<SeqType> hidden;  ///< hidden[0] = input, hidden[l+1] = output of block l
     /// Backward scratch, H x N.

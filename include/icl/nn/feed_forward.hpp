@@ -48,11 +48,15 @@ class FeedForward {
   /// y = W2 σ(W1 x + b1) + b2 for every column (Eq. F1); x and y are H x N, y preallocated. Fills
   /// `c` for backward().
   void forward(const In<S>& x, Cache& c, Out<S> y) const {
-    c.pre.resize(F, x.cols());
-    c.post.resize(F, x.cols());
-    linear1.forward(x, c.pre);
-    activation_forward(act_, c.pre, c.post);
+    inner(x, c);
     linear2.forward(c.post, y);
+  }
+
+  /// y += W2 σ(W1 x + b1) + b2: forward() added onto y (a block's residual stream) without a
+  /// separate pass over y. Fills `c` for backward() like forward().
+  void forward_add(const In<S>& x, Cache& c, Out<S> y) const {
+    inner(x, c);
+    linear2.forward_add(c.post, y);
   }
 
   /// Accumulates parameter gradients, writes dx (may alias dy).
@@ -83,6 +87,13 @@ class FeedForward {
   }
 
  private:
+  void inner(const In<S>& x, Cache& c) const {  // pre = W1 x + b1, post = σ(pre)
+    c.pre.resize(F, x.cols());
+    c.post.resize(F, x.cols());
+    linear1.forward(x, c.pre);
+    activation_forward(act_, c.pre, c.post);
+  }
+
   Activation act_;
 };
 

@@ -54,8 +54,22 @@ class Linear {
   /// y = W x + b (every column). `y` must already have x.cols() columns.
   void forward(const In<S>& x, Out<S> y) const {
     ICL_ASSERT(y.cols() == x.cols(), "Linear::forward: output has the wrong number of columns");
-    y.noalias() = detail::dyn(w_.data(), NOut, NIn) * x;
+    if (has_bias_) {
+      // y = b 1ᵀ, then the product accumulates onto it: one pass over y fewer than writing W x
+      // (which Eigen's GEMM starts by zeroing y) and adding b afterwards
+      y.colwise() = Eigen::Map<const Vec<S>>(b_.data(), NOut);
+      y.noalias() += detail::dyn(w_.data(), NOut, NIn) * x;
+    } else {
+      y.noalias() = detail::dyn(w_.data(), NOut, NIn) * x;
+    }
+  }
+
+  /// y += W x + b (every column): forward() added onto y, e.g. a residual stream, without the
+  /// zeroing pass of a product into a fresh output. `y` must already have x.cols() columns.
+  void forward_add(const In<S>& x, Out<S> y) const {
+    ICL_ASSERT(y.cols() == x.cols(), "Linear::forward_add: output has the wrong number of columns");
     if (has_bias_) y.colwise() += Eigen::Map<const Vec<S>>(b_.data(), NOut);
+    y.noalias() += detail::dyn(w_.data(), NOut, NIn) * x;
   }
 
   /// Accumulates parameter gradients for upstream dy at input x: dW += dy xᵀ, db += dy 1 (Eq. L1).

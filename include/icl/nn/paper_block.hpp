@@ -70,6 +70,8 @@ class PaperBlock {
     SeqType x;  ///< h + a (input of the LN); then scratch in backward
     SeqType z;  ///< LN(x), the MLP input
     SeqType d;  ///< backward scratch
+    /// Attention weights of head j in sequence b (T x T; column = query, row = key).
+    typename Mat<S>::ConstBlockXpr weights(Eigen::Index b, int j) const { return attn.weights(b, j); }
   };
 
   /// Zero weights; attention with opt.scores and score factor opt.score_scale (no q/k/v biases),

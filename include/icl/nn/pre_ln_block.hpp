@@ -5,6 +5,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,12 @@ struct PreLNBlockOptions {
   std::optional<double> score_scale;                     ///< unset: 1/sqrt(H/M) as PyTorch
   LayerNormOptions norm{/*affine=*/true, /*eps=*/1e-5};  ///< both LayerNorms
   Activation activation = Activation::gelu_erf;          ///< PyTorch's 'gelu' is the erf form
+  /// Sequences per tile: forward() and backward() run the batch tile by tile, each tile through
+  /// the whole block, so that a tile's intermediates are still in the L2 cache when the next
+  /// sub-layer reads them (docs/performance.md). 0 (default): tiles of about 640 KiB of MLP
+  /// activations (F x tokens), at least 256 tokens. The result depends on the tiling only through
+  /// rounding (weight gradients are summed tile by tile).
+  int tile_sequences = 0;
 };
 
 /// Pre-LN transformer block (GPT-2 style) with standard multi-head attention (head width H/M).
@@ -54,49 +61,84 @@ class PreLNBlock {
   /// Run-time options type (PreLNBlockOptions).
   using Options = PreLNBlockOptions;
 
-  /// Everything forward() keeps for backward(), one entry per sub-layer; resized on first use only.
-  struct Cache {
+  /// What forward() keeps for one tile of whole sequences (PreLNBlockOptions::tile_sequences).
+  struct Tile {
     /// Cache of LN1 (on the attention input).
     typename LayerNorm<S, H>::Cache norm1, norm2;  ///< cache of LN2 (on the MLP input)
-    /// Attention cache; attn.weights(b, j) is head j's T x T attention in sequence b.
+    /// Attention cache of the tile; attn.weights(b, j) for the tile's b-th sequence.
     typename Attention::Cache attn;
     /// MLP cache (pre- and post-activation).
     typename FeedForward<S, H, F>::Cache ff;
     SeqType y;  ///< LN1(h), the attention input
     SeqType x;  ///< h + attention
     SeqType z;  ///< LN2(x), the MLP input
-    /// Backward scratch, dL/dx (H x N).
-    SeqType d1, d2;  ///< backward scratch, dL/d(LN1 h) (H x N)
+  };
+
+  /// Everything forward() keeps for backward(), tile by tile; resized on first use only.
+  struct Cache {
+    std::vector<Tile> tiles;     ///< tile t holds sequences [t·tile_seqs, min(B, (t+1)·tile_seqs))
+    Eigen::Index tile_seqs = 0;  ///< sequences per tile of the last forward()
+    int T = 0;                   ///< tokens per sequence of the last forward()
+    /// Backward scratch, dL/dx of one tile (H x tile_seqs·T).
+    SeqType d1, d2;  ///< backward scratch, dL/d(LN1 h) of one tile
+    /// Attention weights of head j in sequence b (T x T; column = query, row = key).
+    typename Mat<S>::ConstBlockXpr weights(Eigen::Index b, int j) const {
+      return tiles.at(static_cast<std::size_t>(b / tile_seqs)).attn.weights(b % tile_seqs, j);
+    }
   };
 
   /// Zero attention and MLP weights, LN gains 1 and biases 0. @throws icl::InvalidArgument if
-  /// opt.score_scale is set and not finite, or opt.norm.eps is negative or not finite.
+  /// opt.score_scale is set and not finite, opt.norm.eps is negative or not finite, or
+  /// opt.tile_sequences is negative.
   explicit PreLNBlock(const Options& opt = {})
       : norm1(opt.norm),
         attn(AttentionOptions{opt.scores, opt.score_scale, true, true}),
         norm2(opt.norm),
-        ff(opt.activation) {}
+        ff(opt.activation),
+        tile_sequences_(opt.tile_sequences) {
+    ICL_CHECK_ARG(opt.tile_sequences >= 0, "PreLNBlock: tile_sequences: expected >= 0 (0: automatic), got ",
+                  opt.tile_sequences);
+  }
+
+  /// Sequences per tile for sequences of T tokens: PreLNBlockOptions::tile_sequences, or when that
+  /// is 0, enough sequences for max(256, 640 KiB / (F·sizeof(S))) tokens (at least one).
+  Eigen::Index tile_sequences(int T) const {
+    if (tile_sequences_ > 0) return tile_sequences_;
+    const Eigen::Index tokens = std::max<Eigen::Index>(
+        256, Eigen::Index(640 * 1024) / (Eigen::Index(F) * static_cast<Eigen::Index>(sizeof(S))));
+    return std::max<Eigen::Index>(1, tokens / std::max(T, 1));
+  }
 
   LayerNorm<S, H> norm1;    ///< "norm1."
   Attention attn;           ///< "self_attn."
   LayerNorm<S, H> norm2;    ///< "norm2."
   FeedForward<S, H, F> ff;  ///< "linear1.", "linear2."
 
-  /// out = block(h) for B = h.cols()/T sequences of T tokens (Eq. P1). `out` must not alias `h`.
+  /// out = block(h) for B = h.cols()/T sequences of T tokens (Eq. P1), tile by tile. `out` must
+  /// not alias `h`.
   /// @throws icl::InvalidArgument unless T >= 1 divides h.cols().
   void forward(const In<S>& h, int T, Cache& c, Out<S> out) const {
     ICL_CHECK_ARG(T >= 1 && h.cols() % T == 0, "PreLNBlock::forward: T: expected a divisor of the ", h.cols(),
                   " columns of h, got ", T);
-    const Eigen::Index N = h.cols();
-    c.y.resize(H, N);
-    c.x.resize(H, N);
-    c.z.resize(H, N);
-    norm1.forward(h, c.norm1, c.y);
-    attn.forward(c.y, T, c.attn, c.x);
-    c.x += h;
-    norm2.forward(c.x, c.norm2, c.z);
-    ff.forward(c.z, c.ff, out);
-    out += c.x;
+    const Eigen::Index B = h.cols() / T;
+    c.T = T;
+    c.tile_seqs = tile_sequences(T);
+    const Eigen::Index tiles = B == 0 ? 0 : (B + c.tile_seqs - 1) / c.tile_seqs;
+    c.tiles.resize(static_cast<std::size_t>(tiles));
+    for (Eigen::Index t = 0; t < tiles; ++t) {
+      const Eigen::Index c0 = t * c.tile_seqs * T, nc = std::min(c.tile_seqs, B - t * c.tile_seqs) * T;
+      Tile& k = c.tiles[static_cast<std::size_t>(t)];
+      const auto ht = h.middleCols(c0, nc);
+      auto ot = out.middleCols(c0, nc);
+      k.y.resize(H, nc);
+      k.z.resize(H, nc);
+      norm1.forward(ht, k.norm1, k.y);
+      k.x = ht;
+      attn.forward_add(k.y, T, k.attn, k.x);  // x = h + MHA(LN1 h), the sum formed in place
+      norm2.forward(k.x, k.norm2, k.z);
+      ot = k.x;
+      ff.forward_add(k.z, k.ff, ot);  // out = x + FF(LN2 x)
+    }
   }
 
   /// One sequence (T = h.cols()). Allocates its own cache.
@@ -107,17 +149,28 @@ class PreLNBlock {
     return out;
   }
 
-  /// Accumulates parameter gradients, writes dh (Eqs. P2-P4).
+  /// Accumulates parameter gradients, writes dh (Eqs. P2-P4), tile by tile as forward() ran.
   void backward(const In<S>& h, Cache& c, const In<S>& dout, Out<S> dh) {
-    const Eigen::Index N = h.cols();
-    c.d1.resize(H, N);
-    c.d2.resize(H, N);
-    ff.backward(c.z, c.ff, dout, c.d1);
-    norm2.backward(c.norm2, c.d1, c.d1);
-    c.d1 += dout;  // dx (Eq. P3)
-    attn.backward(c.y, c.attn, c.d1, c.d2);
-    norm1.backward(c.norm1, c.d2, dh);
-    dh += c.d1;  // Eq. P4
+    const int T = c.T;
+    const Eigen::Index B = h.cols() / std::max(T, 1);
+    const Eigen::Index width = std::min(c.tile_seqs, B) * T;  // columns of the widest tile
+    c.d1.resize(H, width);
+    c.d2.resize(H, width);
+    for (std::size_t t = 0; t < c.tiles.size(); ++t) {
+      const Eigen::Index c0 = Eigen::Index(t) * c.tile_seqs * T;
+      const Eigen::Index nc = std::min(c.tile_seqs, B - Eigen::Index(t) * c.tile_seqs) * T;
+      Tile& k = c.tiles[t];
+      const auto dt = dout.middleCols(c0, nc);
+      auto dht = dh.middleCols(c0, nc);
+      auto d1 = c.d1.leftCols(nc);
+      auto d2 = c.d2.leftCols(nc);
+      ff.backward(k.z, k.ff, dt, d1);
+      norm2.backward(k.norm2, d1, d1);
+      d1 += dt;  // dx (Eq. P3)
+      attn.backward(k.y, k.attn, d1, d2);
+      norm1.backward(k.norm1, d2, dht);
+      dht += d1;  // Eq. P4
+    }
   }
 
   /// Appends the views listed in the class description, in that order, names prefixed by `prefix`.
@@ -140,6 +193,9 @@ class PreLNBlock {
     norm2.zero_grad();
     ff.zero_grad();
   }
+
+ private:
+  int tile_sequences_;  // PreLNBlockOptions::tile_sequences (0: automatic)
 };
 
 }  // namespace icl::nn

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+
+#include "icl/core/storage.hpp"
 
 namespace icl::nn {
 
@@ -40,6 +43,49 @@ void softmax_columns_backward(const Eigen::MatrixBase<DerivedY>& y, const Eigen:
     const S s = y.col(j).head(n).dot(dy.col(j).head(n));
     dx.col(j).head(n) = y.col(j).head(n).cwiseProduct((dy.col(j).head(n).array() - s).matrix());
     dx.col(j).tail(R - n).setZero();
+  }
+}
+
+/// Rows of the padded score buffers of causal_softmax_blocks(): T rounded up to a multiple of 16, so
+/// that every column is a whole number of SIMD packets (16 floats = one AVX-512 register; 2, 4 or 8
+/// packets with SSE/AVX, also for double).
+inline Eigen::Index causal_padded_rows(Eigen::Index T) { return (T + 15) / 16 * 16; }
+
+/// The causal softmax (Eq. S1) of K score matrices at once, in place. `a` has
+/// causal_padded_rows(T) rows and K·T columns: block k is columns [k·T, (k+1)·T), its rows 0..T-1
+/// hold the T x T scores (column i = query i, row = key) and its padding rows are ignored on input.
+/// On return column i of every block holds the weights over rows 0..i and exact zeros in every other
+/// row, padding included. Equal to softmax_columns(·, ·, true) on each T x T block up to the ulps of
+/// the exponential: here every exponential is the vectorised one, there the last < 16 entries of a
+/// column go through std::exp. The exponentials run over whole packets: rows i+1 up to the next
+/// multiple of 16 are set to the column maximum first (exp(0) = 1, then cleared), so that no column
+/// has a scalar tail and no masked score reaches exp (Eigen's float exp returns a subnormal, not 0,
+/// for arguments below about -87, and subnormal arithmetic is slow).
+template <class S>
+void causal_softmax_blocks(Eigen::Ref<Mat<S>> a, Eigen::Index T) {
+  const Eigen::Index R = a.rows();
+  for (Eigen::Index c = 0; c < a.cols(); ++c) {
+    const Eigen::Index n = c % T + 1;                                       // keys 0..i of query i = c mod T
+    const Eigen::Index np = std::min<Eigen::Index>(R, (n + 15) / 16 * 16);  // whole packets
+    auto col = a.col(c);
+    const S m = col.head(n).maxCoeff();
+    col.segment(n, np - n).setConstant(m);
+    col.head(np) = (col.head(np).array() - m).exp().matrix();
+    col.tail(R - n).setZero();
+    col.head(n) *= S(1) / col.head(n).sum();
+  }
+}
+
+/// Backward of causal_softmax_blocks() (Eq. S2) for the same padded layout: `y` its output, `dy` the
+/// upstream gradient (finite in every row, padding rows included), `dx` (may alias dy) gets
+/// y ⊙ (dy − (yᵀdy) 1) over whole columns; rows outside the causal window come out exactly 0
+/// because y is exactly 0 there.
+template <class S>
+void causal_softmax_blocks_backward(const Eigen::Ref<const Mat<S>>& y, const Eigen::Ref<const Mat<S>>& dy,
+                                    Eigen::Ref<Mat<S>> dx) {
+  for (Eigen::Index c = 0; c < y.cols(); ++c) {
+    const S s = y.col(c).dot(dy.col(c));
+    dx.col(c) = y.col(c).cwiseProduct((dy.col(c).array() - s).matrix());
   }
 }
 

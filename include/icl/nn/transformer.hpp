@@ -103,8 +103,8 @@ class Transformer {
     /// Hidden state after l blocks (0 = embedding), H x (B·T).
     const SeqType& hidden_state(int l) const { return stack.hidden_state(l); }
     /// Attention weights of block l, head j, sequence b (T x T; column = query, row = key).
-    typename Mat<S>::ConstColsBlockXpr attention(int l, Eigen::Index b, int j) const {
-      return stack.blocks.at(static_cast<std::size_t>(l)).attn.weights(b, j);
+    typename Mat<S>::ConstBlockXpr attention(int l, Eigen::Index b, int j) const {
+      return stack.blocks.at(static_cast<std::size_t>(l)).weights(b, j);
     }
   };
 

@@ -1,0 +1,175 @@
+// The fast paths of the layers against their plain forms: the padded causal softmax that attention
+// runs (causal_softmax_blocks and its backward) against softmax_columns, and the forward_add
+// variants (y += layer(x), used for a block's residual stream) against forward followed by an add.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+
+#include "icl/core/rng.hpp"
+#include "icl/nn.hpp"
+
+namespace {
+using icl::Mat;
+
+template <class S>
+Mat<S> uniform(Eigen::Index r, Eigen::Index c, icl::Rng& rng, double a) {
+  Mat<S> m(r, c);
+  for (Eigen::Index j = 0; j < c; ++j)
+    for (Eigen::Index i = 0; i < r; ++i) m(i, j) = static_cast<S>(a * (2 * rng.uniform() - 1));
+  return m;
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("fused: causal_softmax_blocks equals softmax_columns on every block", "[nn][fused]", float,
+                   double) {
+  using S = TestType;
+  const S eps = std::numeric_limits<S>::epsilon();
+  icl::Rng rng(11);
+  for (const int T : {1, 2, 5, 15, 16, 17, 31, 33, 79}) {
+    INFO("T = " << T);
+    const int K = 3;  // score matrices side by side
+    const Eigen::Index Tp = icl::nn::causal_padded_rows(T);
+    REQUIRE(Tp % 16 == 0);
+    REQUIRE(Tp >= T);
+    REQUIRE(Tp < T + 16);
+    // scores in [-6, 6]: no weight underflows, so relative comparisons are meaningful
+    const Mat<S> Z = uniform<S>(T, K * T, rng, 6.0);
+    Mat<S> A = Mat<S>::Constant(Tp, K * T, std::numeric_limits<S>::quiet_NaN());  // padding: ignored
+    A.topRows(T) = Z;
+    icl::nn::causal_softmax_blocks<S>(A, T);
+    Mat<S> ref(T, K * T);
+    for (int k = 0; k < K; ++k)
+      icl::nn::softmax_columns(Z.middleCols(k * T, T), ref.middleCols(k * T, T), /*causal=*/true);
+    bool zeros_exact = true, masked_exact = true;
+    double worst = 0;
+    for (Eigen::Index c = 0; c < K * T; ++c) {
+      const Eigen::Index i = c % T;
+      for (Eigen::Index r = T; r < Tp; ++r) zeros_exact = zeros_exact && A(r, c) == S(0);
+      for (Eigen::Index r = i + 1; r < T; ++r) masked_exact = masked_exact && A(r, c) == S(0);
+      for (Eigen::Index r = 0; r <= i; ++r)
+        worst = std::max(worst, static_cast<double>(std::abs(A(r, c) - ref(r, c)) / ref(r, c)));
+    }
+    CHECK(zeros_exact);
+    CHECK(masked_exact);
+    // Both forms compute exp(z - m) / Σ exp(z - m) with the same shift and summation order; they
+    // differ only in which exponential produced a term (Eigen's vectorised one, a few ulp, against
+    // std::exp, ≤ 1 ulp, for the trailing entries of a column in softmax_columns). Each weight then
+    // differs by ≤ 4 ulp in its numerator plus ≤ 4 ulp per term in the sum: (4 + 4·T)·eps relative.
+    CHECK(worst <= (4.0 + 4.0 * T) * eps);
+    // columns sum to 1 up to the rounding of the sum and the division
+    for (Eigen::Index c = 0; c < K * T; ++c) CHECK(std::abs(A.col(c).sum() - S(1)) <= (T + 2) * eps);
+
+    // backward: dx = y ⊙ (dy − yᵀdy) with the padding rows of dy zero, as attention passes them
+    Mat<S> dY = Mat<S>::Zero(Tp, T);
+    dY.topRows(T) = uniform<S>(T, T, rng, 1.0);
+    for (int k = 0; k < K; ++k) {
+      Mat<S> dx(Tp, T), dref(T, T);
+      icl::nn::causal_softmax_blocks_backward<S>(A.middleCols(k * T, T), dY, dx);
+      icl::nn::softmax_columns_backward(ref.middleCols(k * T, T), dY.topRows(T), dref, /*causal=*/true);
+      for (Eigen::Index i = 0; i < T; ++i) {
+        const Eigen::Index c = k * T + i;  // column i of block k
+        const double scale = static_cast<double>(ref.col(c).cwiseAbs().dot(dY.col(i).topRows(T).cwiseAbs()));
+        for (Eigen::Index r = 0; r < Tp; ++r) {
+          if (r > i) {  // outside the window (padding included): exactly zero
+            CHECK(dx(r, i) == S(0));
+            continue;
+          }
+          // y differs by ≤ (4 + 4T) eps relative (above); s = yᵀdy is a T-term dot product
+          // (≤ T eps of Σ|y||dy| rounding) and the product and difference add 2 eps: bound
+          // |Δdx| ≤ y·((8 + 5T) eps (|dy| + Σ|y||dy|)).
+          const double bound = (8.0 + 5.0 * T) * static_cast<double>(eps) * static_cast<double>(ref(r, c)) *
+                               (std::abs(static_cast<double>(dY(r, i))) + scale);
+          CHECK(std::abs(static_cast<double>(dx(r, i) - dref(r, i))) <= bound);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("fused: forward_add equals forward plus the addend", "[nn][fused]") {
+  constexpr int H = 8, M = 2, F = 16, T = 5, B = 3;
+  icl::Rng rng(12);
+  const Mat<double> x = uniform<double>(H, B * T, rng, 1.0), base = uniform<double>(H, B * T, rng, 1.0);
+  // The sum is formed in another order (base + b first, then the product accumulates), so the two
+  // agree to rounding: |Δ| ≤ a few eps times the magnitudes involved (all O(1) here, sizes ≤ 16).
+  const double tol = 64 * std::numeric_limits<double>::epsilon();
+  for (const bool bias : {true, false}) {
+    icl::nn::Linear<double, H, H> lin(bias);
+    for (auto& p : lin.parameters()) p.value_map() = uniform<double>(p.rows, p.cols, rng, 0.5);
+    Mat<double> y(H, B * T), acc = base;
+    lin.forward(x, y);
+    lin.forward_add(x, acc);
+    CHECK((acc - (base + y)).cwiseAbs().maxCoeff() <= tol);
+  }
+  icl::nn::MultiHeadAttention<double, H, M> attn;
+  for (auto& p : attn.parameters()) p.value_map() = uniform<double>(p.rows, p.cols, rng, 0.5);
+  icl::nn::MultiHeadAttention<double, H, M>::Cache ca;
+  Mat<double> y(H, B * T), acc = base;
+  attn.forward(x, T, ca, y);
+  attn.forward_add(x, T, ca, acc);
+  CHECK((acc - (base + y)).cwiseAbs().maxCoeff() <= tol);
+  icl::nn::FeedForward<double, H, F> ff;
+  for (auto& p : ff.parameters()) p.value_map() = uniform<double>(p.rows, p.cols, rng, 0.5);
+  icl::nn::FeedForward<double, H, F>::Cache cf;
+  acc = base;
+  ff.forward(x, cf, y);
+  ff.forward_add(x, cf, acc);
+  CHECK((acc - (base + y)).cwiseAbs().maxCoeff() <= tol);
+  // forward_add refuses a T that does not divide the columns, like forward
+  CHECK_THROWS_AS(attn.forward_add(x, 4, ca, acc), icl::InvalidArgument);
+}
+
+TEST_CASE("fused: a PreLNBlock run in tiles equals the block run in one piece", "[nn][fused]") {
+  constexpr int H = 8, M = 2, F = 16, T = 6, B = 5;
+  using Block = icl::nn::PreLNBlock<double, H, M, F>;
+  icl::Rng rng(13);
+  icl::nn::PreLNBlockOptions one_piece, tiled;
+  one_piece.tile_sequences = B;
+  tiled.tile_sequences = 2;  // tiles of 2, 2 and 1 sequences
+  Block a(one_piece), t(tiled);
+  for (auto& p : a.parameters()) p.value_map() = uniform<double>(p.rows, p.cols, rng, 0.5);
+  {
+    const auto pa = a.parameters(), pt = t.parameters();
+    for (std::size_t i = 0; i < pa.size(); ++i) pt[i].value_map() = pa[i].value_map();
+  }
+  CHECK(a.tile_sequences(T) == B);
+  CHECK(t.tile_sequences(T) == 2);
+  const Mat<double> h = uniform<double>(H, B * T, rng, 1.0), dout = uniform<double>(H, B * T, rng, 1.0);
+  Block::Cache ca, ct;
+  Mat<double> ya(H, B * T), yt(H, B * T), dha(H, B * T), dht(H, B * T);
+  a.forward(h, T, ca, ya);
+  t.forward(h, T, ct, yt);
+  REQUIRE(ca.tiles.size() == 1);
+  REQUIRE(ct.tiles.size() == 3);
+  // Forward: column by column the same operations; only the GEMM blocking may differ with the
+  // number of columns, which reorders sums of H or F = 16 terms: a few eps of O(1) values.
+  const double tol = 64 * std::numeric_limits<double>::epsilon();
+  CHECK((ya - yt).cwiseAbs().maxCoeff() <= tol);
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < M; ++j)
+      CHECK((Mat<double>(ca.weights(b, j)) - Mat<double>(ct.weights(b, j))).cwiseAbs().maxCoeff() <= tol);
+  a.zero_grad();
+  t.zero_grad();
+  a.backward(h, ca, dout, dha);
+  t.backward(h, ct, dout, dht);
+  CHECK((dha - dht).cwiseAbs().maxCoeff() <= tol);
+  // Weight gradients are sums over all B·T = 30 tokens, here in 3 partial sums: the order changes,
+  // so the bound grows with the token count (30 terms of O(1)): 4·30 eps relative to the magnitude.
+  const auto pa = a.parameters(), pt = t.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].name);
+    const double scale = std::max(1.0, pa[i].grad_map().cwiseAbs().maxCoeff());
+    CHECK((pa[i].grad_map() - pt[i].grad_map()).cwiseAbs().maxCoeff() <=
+          4 * 30 * scale * std::numeric_limits<double>::epsilon());
+  }
+  // warm: a second forward/backward with the uneven last tile allocates nothing
+  Eigen::internal::set_is_malloc_allowed(false);
+  t.forward(h, T, ct, yt);
+  t.backward(h, ct, dout, dht);
+  Eigen::internal::set_is_malloc_allowed(true);
+  CHECK((ya - yt).cwiseAbs().maxCoeff() <= tol);
+  // bad option
+  icl::nn::PreLNBlockOptions bad;
+  bad.tile_sequences = -1;
+  CHECK_THROWS_AS(Block(bad), icl::InvalidArgument);
+}
