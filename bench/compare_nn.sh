@@ -13,7 +13,9 @@
 # the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are dropped and, when OpenBLAS's own
 # detection falls back to a generic core on a CPU it does not know (OpenBLAS 0.3.21 reports
 # "Prescott", SSE3, on Sapphire Rapids), the core is set from the CPU flags: SkylakeX with AVX-512,
-# Haswell with AVX2. FILTER (environment) overrides the benchmark filter.
+# Haswell with AVX2. icl's benchmark runs under the same settings (they matter only to a build with
+# -DICL_USE_BLAS=ON, whose products go to the same OpenBLAS). ANCHOR_CORETYPE (environment) forces a core (e.g. Haswell, to time the AVX2
+# anchor next to an icl build for -march=x86-64-v3); FILTER overrides the benchmark filter.
 set -euo pipefail
 build=${1:?usage: bench/compare_nn.sh BUILD_DIR [ROUNDS] [H...]}
 rounds=${2:-3}
@@ -38,6 +40,7 @@ case "$detected" in
   Prescott|Core2|Penryn|Dunnington|Nehalem|Atom|Katmai|Coppermine|Northwood|Banias|"")
     if grep -qw avx512f /proc/cpuinfo; then core=SkylakeX; elif grep -qw avx2 /proc/cpuinfo; then core=Haswell; fi ;;
 esac
+[ -n "${ANCHOR_CORETYPE:-}" ] && core=$ANCHOR_CORETYPE
 blas_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1)
 [ -n "$core" ] && blas_env+=(OPENBLAS_CORETYPE="$core")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores;" \
@@ -47,7 +50,7 @@ echo "icl filter: $filter"
 
 for r in $(seq 1 "$rounds"); do
   echo "round $r/$rounds: icl" >&2
-  "$bin" --benchmark_filter="$filter" --benchmark_min_time=0.2 --benchmark_repetitions=3 \
+  "${blas_env[@]}" "$bin" --benchmark_filter="$filter" --benchmark_min_time=0.2 --benchmark_repetitions=3 \
     --benchmark_out="$out/icl_$r.json" --benchmark_out_format=json > /dev/null
   echo "round $r/$rounds: PyTorch" >&2
   "${blas_env[@]}" "$py" "$here/torch_nn.py" --H "${widths[@]}" --layers block --reps 3 --min-time 0.3 \

@@ -30,8 +30,8 @@ struct PreLNBlockOptions {
   /// Sequences per tile: forward() and backward() run the batch tile by tile, each tile through
   /// the whole block, so that a tile's intermediates are still in the L2 cache when the next
   /// sub-layer reads them (docs/performance.md). 0 (default): tiles of about 640 KiB of MLP
-  /// activations (F x tokens), at least 256 tokens. The result depends on the tiling only through
-  /// rounding (weight gradients are summed tile by tile).
+  /// activations (F x tokens), at least 256 and F/2 tokens (PreLNBlock::tile_sequences(T)). The
+  /// result depends on the tiling only through rounding (weight gradients are summed tile by tile).
   int tile_sequences = 0;
 };
 
@@ -101,11 +101,17 @@ class PreLNBlock {
   }
 
   /// Sequences per tile for sequences of T tokens: PreLNBlockOptions::tile_sequences, or when that
-  /// is 0, enough sequences for max(256, 640 KiB / (F·sizeof(S))) tokens (at least one).
+  /// is 0, enough sequences for max(256, 640 KiB / (F·sizeof(S)), F/2) tokens (at least one). The
+  /// first bound keeps a tile's MLP activations in L2; the last keeps the re-packing of the weights,
+  /// which every product repeats per tile (about 3·F·H coefficients), below half of the tile's
+  /// activation traffic (about 4·F per token) at large widths. Measured on a 2 MiB-L2 Xeon
+  /// (docs/performance.md): the best tiles were 4-8 sequences of 79 tokens at H = 64, 4 at H = 128,
+  /// 2-4 at H = 256 and 8-16 at H = 512 (float).
   Eigen::Index tile_sequences(int T) const {
     if (tile_sequences_ > 0) return tile_sequences_;
-    const Eigen::Index tokens = std::max<Eigen::Index>(
-        256, Eigen::Index(640 * 1024) / (Eigen::Index(F) * static_cast<Eigen::Index>(sizeof(S))));
+    const Eigen::Index in_l2 =
+        Eigen::Index(640 * 1024) / (Eigen::Index(F) * static_cast<Eigen::Index>(sizeof(S)));
+    const Eigen::Index tokens = std::max({Eigen::Index(256), in_l2, Eigen::Index(F / 2)});
     return std::max<Eigen::Index>(1, tokens / std::max(T, 1));
   }
 
