@@ -168,6 +168,11 @@ TEST_CASE("fused: a PreLNBlock run in tiles equals the block run in one piece", 
   t.backward(h, ct, dout, dht);
   Eigen::internal::set_is_malloc_allowed(true);
   CHECK((ya - yt).cwiseAbs().maxCoeff() <= tol);
+  // the automatic rule, max(256, 640 KiB / (F·sizeof(S)), F/2) tokens (PreLNBlock::tile_sequences)
+  CHECK(icl::nn::PreLNBlock<float, 64, 4, 256>().tile_sequences(79) == 640 / 79);
+  CHECK(icl::nn::PreLNBlock<float, 128, 4, 512>().tile_sequences(79) == 320 / 79);
+  CHECK(icl::nn::PreLNBlock<float, 512, 4, 2048>().tile_sequences(79) == 1024 / 79);
+  CHECK(icl::nn::PreLNBlock<double, 8, 2, 16>().tile_sequences(10000) == 1);  // 5120 tokens: never 0
   // bad option
   icl::nn::PreLNBlockOptions bad;
   bad.tile_sequences = -1;
