@@ -9,7 +9,7 @@
 #
 #   bench/compare_train.sh [ICL_BENCH_TRAIN] [OUT_DIR]
 #
-# ICL_BENCH_TRAIN defaults to build/bench/icl_bench_train, OUT_DIR to compare_train.out (the JSON
+# ICL_BENCH_TRAIN defaults to build/bench/icl_bench_train, OUT_DIR to build/compare_train (the JSON
 # files are kept there). Environment: REPS (default 3), ICL_MIN_TIME (Google Benchmark
 # --benchmark_min_time per repetition, default 2), TORCH_MIN_TIME (default 2), FILTER (a
 # --benchmark_filter for icl, default all), TORCH_ARGS (extra options of torch_train.py, e.g.
@@ -17,7 +17,7 @@
 set -eu
 here=$(dirname "$0")
 bin=${1:-build/bench/icl_bench_train}
-out=${2:-compare_train.out}
+out=${2:-build/compare_train}
 reps=${REPS:-3}
 mkdir -p "$out"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
