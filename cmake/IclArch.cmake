@@ -32,9 +32,10 @@ include(CheckCXXSourceCompiles)
 # assigned to a dynamic-size block (the loop runs zero times; GCC cannot prove it): first seen in
 # examples/fig4_probe.cpp (probe/targets.hpp) under -march=x86-64-v4, so that warning goes too.
 # Depending on what gets inlined, the same self-initialised register is reported as definitely
-# uninitialised (-Wuninitialized, inside _mm512_max_ps via Eigen's pmax: first seen in
-# bench/bench_nn.cpp once its layer loops became lambdas), so that one is switched off with it.
-# In the default build the unit tests are compiled without -march, so both warnings stay errors
+# uninitialised (-Wuninitialized, "'__Y' is used uninitialized", inside _mm512_max_ps via Eigen's
+# pmax in the ReLU branch of the activation at F = 512: first seen in bench/bench_nn.cpp and
+# bench/bench_train.cpp), so that one is switched off with them.
+# In the default build the unit tests are compiled without -march, so these warnings stay errors
 # for icl's own code there.
 
 # _icl_enables_avx512(<out> <flags>): whether CMAKE_CXX_FLAGS plus <flags> enable AVX-512
@@ -56,7 +57,8 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_L
   set(_icl_gcc_avx512_bug ON)
   _icl_enables_avx512(_icl_global_avx512 "")
   if(_icl_global_avx512)
-    target_compile_options(icl_dev_flags INTERFACE -Wno-maybe-uninitialized -Wno-uninitialized -Wno-array-bounds)
+    target_compile_options(icl_dev_flags INTERFACE -Wno-maybe-uninitialized -Wno-uninitialized
+                                                   -Wno-array-bounds)
   endif()
 endif()
 

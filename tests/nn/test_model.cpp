@@ -3,8 +3,11 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <type_traits>
+#include <vector>
 
 #include "icl/core/rng.hpp"
 #include "icl/data/task.hpp"
@@ -171,7 +174,8 @@ TEST_CASE("model: a failed worker start joins the started workers and throws", "
   });
   CHECK_THROWS_MATCHES(bl(m, inputs, targets, T), std::system_error,
                        icl::test::MessageContains("BatchLoss: starting worker thread 3 of 3 failed"));
-  CHECK(finished == 2);  // the two workers that started ran to the end and were joined
+  CHECK(finished == 2);  // the two workers that started were stopped and joined
+  CHECK(bl.workers() == 0);
   // a starter that returns a thread that is not running is refused the same way
   starts = 0;
   bl.set_thread_starter([&](std::function<void()>) {
@@ -186,6 +190,167 @@ TEST_CASE("model: a failed worker start joins the started workers and throws", "
   const double threaded = bl(m, inputs, targets, T);
   icl::nn::BatchLoss<Model<double>> one({1, 1});
   CHECK(threaded == one(m, inputs, targets, T));  // bitwise: same chunks, same reduction order
+}
+
+namespace {
+// Counts the worker threads a BatchLoss starts and those that have returned.
+struct StartCounter {
+  std::atomic<int> started{0}, finished{0};
+  icl::nn::BatchLoss<Model<double>>::ThreadStarter starter() {
+    return [this](std::function<void()> f) {
+      ++started;
+      return std::thread([this, f = std::move(f)] {
+        f();
+        ++finished;
+      });
+    };
+  }
+};
+
+std::vector<double> all_grads(Model<double>& m) {
+  std::vector<double> g;
+  for (const auto& p : m.parameters()) g.insert(g.end(), p.grad, p.grad + p.size());
+  return g;
+}
+}  // namespace
+
+TEST_CASE("model: BatchLoss starts its worker threads once and reuses them", "[nn][model][threads]") {
+  static_assert(!std::is_copy_constructible_v<icl::nn::BatchLoss<Model<double>>>);
+  static_assert(!std::is_copy_assignable_v<icl::nn::BatchLoss<Model<double>>>);
+  static_assert(std::is_move_constructible_v<icl::nn::BatchLoss<Model<double>>>);
+  Model<double> m = make_model<double>(11, 2);
+  icl::Rng rng(12);
+  const int n = 3, B = 7, T = 2 * n - 1;
+  Mat<double> inputs, targets;
+  icl::nn::split_prompts(prompts(B, n, rng), n, inputs, targets);
+  icl::nn::BatchLoss<Model<double>> one({1, 1});
+  const double reference = one(m, inputs, targets, T);
+  const std::vector<double> g_reference = all_grads(m);
+  StartCounter c;
+  {
+    icl::nn::BatchLoss<Model<double>> bl({4, 1});  // 7 chunks: waves of 4 and 3, 3 workers
+    bl.set_thread_starter(c.starter());
+    CHECK(bl.workers() == 0);  // nothing is started before a call needs it
+    for (int call = 0; call < 4; ++call) {
+      INFO("call " << call);
+      CHECK(bl(m, inputs, targets, T) == reference);  // bitwise, every call
+      CHECK(all_grads(m) == g_reference);
+      CHECK(c.started == 3);  // started by the first call only
+      CHECK(bl.workers() == 3);
+    }
+    // a smaller batch needs fewer workers: the pool keeps its threads and starts none
+    const double small = bl(m, inputs.leftCols(2 * T), targets.leftCols(2), T);
+    CHECK(small == one(m, inputs.leftCols(2 * T), targets.leftCols(2), T));
+    CHECK(c.started == 3);
+    // a moved BatchLoss takes its running workers with it
+    icl::nn::BatchLoss<Model<double>> moved(std::move(bl));
+    CHECK(moved.workers() == 3);
+    CHECK(moved(m, inputs, targets, T) == reference);
+    CHECK(c.started == 3);
+    // a new starter joins the running workers; the next call starts new ones with it
+    StartCounter c2;
+    moved.set_thread_starter(c2.starter());
+    CHECK(c.finished == 3);
+    CHECK(moved.workers() == 0);
+    CHECK(moved(m, inputs, targets, T) == reference);
+    CHECK(c2.started == 3);
+    CHECK(c2.finished == 0);
+    moved.set_thread_starter(c.starter());  // joins c2's workers
+    CHECK(c2.finished == 3);
+    CHECK(moved(m, inputs, targets, T) == reference);
+    CHECK(c.started == 6);
+    CHECK(c.finished == 3);
+  }
+  CHECK(c.finished == 6);  // the destructor joined every worker it had
+  // destroyed without a call: nothing was started, nothing to join
+  StartCounter unused;
+  {
+    icl::nn::BatchLoss<Model<double>> bl({3, 1});
+    bl.set_thread_starter(unused.starter());
+  }
+  CHECK(unused.started == 0);
+  // one chunk, or one thread: no worker is ever started
+  StartCounter none;
+  icl::nn::BatchLoss<Model<double>> whole({4, 0}), single({1, 1});
+  whole.set_thread_starter(none.starter());
+  single.set_thread_starter(none.starter());
+  whole(m, inputs, targets, T);
+  single(m, inputs, targets, T);
+  CHECK(none.started == 0);
+  CHECK(whole.workers() == 0);
+}
+
+TEST_CASE("model: BatchLoss over a reused pool is bitwise identical for 1, 2 and 3 threads",
+          "[nn][model][threads]") {
+  Model<double> m = make_model<double>(13, 2);
+  icl::Rng rng(14);
+  const int n = 4, B = 7, T = 2 * n - 1;
+  Mat<double> inputs, targets;
+  icl::nn::split_prompts(prompts(B, n, rng), n, inputs, targets);
+  // chunk 2: 4 chunks, so 3 threads run a wave of 3 and a wave of 1 (on the caller)
+  icl::nn::BatchLoss<Model<double>> b1({1, 2}), b2({2, 2}), b3({3, 2});
+  std::vector<double> losses;
+  std::vector<std::vector<double>> grads;
+  for (int call = 0; call < 3; ++call)  // the second and third calls run on the same workers
+    for (auto* bl : {&b1, &b2, &b3}) {
+      losses.push_back((*bl)(m, inputs, targets, T));
+      grads.push_back(all_grads(m));
+    }
+  CHECK(b2.workers() == 1);
+  CHECK(b3.workers() == 2);
+  for (std::size_t i = 1; i < losses.size(); ++i) {
+    INFO("call " << i / 3 << ", threads " << i % 3 + 1);
+    CHECK(losses[i] == losses[0]);
+    CHECK(grads[i] == grads[0]);
+  }
+}
+
+namespace {
+// A model whose forward throws (on whatever thread runs it) for a chunk whose first token has
+// `marker` in row 1; records the thread it threw on.
+struct ThrowingModel : Model<double> {
+  explicit ThrowingModel(Model<double> m) : Model<double>(std::move(m)) {}
+  double marker = 0;  // 0: never throws
+  std::thread::id* thrower = nullptr;
+  void forward(const Eigen::Ref<const Mat<double>>& tokens, int T, Cache& c) const {
+    if (marker != 0 && tokens(1, 0) == marker) {
+      if (thrower) *thrower = std::this_thread::get_id();
+      throw std::runtime_error("injected model failure");
+    }
+    Model<double>::forward(tokens, T, c);
+  }
+};
+}  // namespace
+
+TEST_CASE("model: an exception of the model on a worker thread reaches the caller; the pool stays usable",
+          "[nn][model][threads]") {
+  ThrowingModel m(make_model<double>(15, 2));
+  icl::Rng rng(16);
+  const int n = 3, B = 7, T = 2 * n - 1;
+  Mat<double> inputs, targets;
+  icl::nn::split_prompts(prompts(B, n, rng), n, inputs, targets);
+  icl::nn::BatchLoss<ThrowingModel> one({1, 2});
+  const double reference = one(m, inputs, targets, T);
+  icl::nn::BatchLoss<ThrowingModel> bl({2, 2});  // 4 chunks of 2: waves of 2, one worker
+  std::atomic<int> started{0};
+  bl.set_thread_starter([&](std::function<void()> f) {
+    ++started;
+    return std::thread(std::move(f));
+  });
+  CHECK(bl(m, inputs, targets, T) == reference);
+  std::thread::id thrower;
+  m.thrower = &thrower;
+  // chunk 1 (sequences 2-3) runs on the worker; chunk 2 on the caller; chunk 3 on the worker again
+  for (const int chunk : {1, 2, 3}) {
+    INFO("chunk " << chunk);
+    m.marker = inputs(1, chunk * 2 * T);
+    CHECK_THROWS_WITH(bl(m, inputs, targets, T), "injected model failure");
+    CHECK((thrower == std::this_thread::get_id()) == (chunk % 2 == 0));  // the worker threw for odd chunks
+    m.marker = 0;
+    CHECK(bl(m, inputs, targets, T) == reference);  // the next call works, on the same worker
+    CHECK(started == 1);
+    CHECK(bl.workers() == 1);
+  }
 }
 
 TEST_CASE("model: block and attention forward refuse a T that does not divide the columns",

@@ -3,6 +3,7 @@
 // messages.
 #include <catch2/catch.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "icl/nn/init.hpp"
 #include "icl/nn/transformer.hpp"
@@ -35,6 +36,10 @@ icl::train::TrainConfig tiny_config(std::int64_t steps) {
   c.clip_norm = 10.0;
   return c;
 }
+
+// A Trainer owns a BatchLoss and its worker threads: it moves, it is never copied silently.
+static_assert(!std::is_copy_constructible_v<icl::train::Trainer<Tiny>>);
+static_assert(std::is_move_constructible_v<icl::train::Trainer<Tiny>>);
 
 template <class Model>
 std::vector<Eigen::MatrixXf> values(Model& m) {

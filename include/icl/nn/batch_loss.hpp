@@ -2,13 +2,18 @@
 /// Loss (Eq. 8) and gradient of a model over a batch, optionally on several threads with a
 /// deterministic reduction: the batch is cut into chunks of a fixed number of sequences, each
 /// chunk's gradient is computed from zero, and chunk gradients are added in chunk order, so the
-/// result depends on the chunk size but not on the thread count.
+/// result depends on the chunk size but not on the thread count. The worker threads are started
+/// once, on the first call that needs them, and reused by every later call (detail::WorkerPool).
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -20,6 +25,140 @@
 
 namespace icl::nn {
 
+namespace detail {
+
+/// A persistent set of worker threads that run the tasks 1..tasks-1 of a round while the calling
+/// thread runs task 0 (BatchLoss's pool). Workers are numbered 1..size(); worker w runs task w of
+/// every round that has more than w tasks and sleeps on a condition variable otherwise. Neither
+/// copyable nor movable (the workers refer to it): hold it through a pointer. Not thread-safe: one
+/// thread at a time calls grow(), run() and stop().
+class WorkerPool {
+ public:
+  /// Starts a worker thread running its argument (see BatchLoss::ThreadStarter).
+  using Starter = std::function<std::thread(std::function<void()>)>;
+
+  /// A pool without workers.
+  WorkerPool() = default;
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+  /// Stops and joins every worker.
+  ~WorkerPool() { stop(); }
+
+  /// Workers running.
+  int size() const { return static_cast<int>(threads_.size()); }
+
+  /// Starts workers until `count` are running (`start`, or std::thread when it is empty); never
+  /// stops any. If a start throws or returns a thread that is not running, every worker is stopped
+  /// and joined (the pool is then empty) and std::system_error is thrown with the original code
+  /// (std::errc::invalid_argument for a thread that is not running) and a message naming the start.
+  void grow(int count, const Starter& start) {
+    const int before = size();
+    if (count <= before) return;
+    threads_.reserve(static_cast<std::size_t>(count));  // the push_back below cannot throw
+    while (size() < count) {
+      const int w = size() + 1;
+      try {
+        std::function<void()> body = [this, w] { loop(w); };
+        threads_.push_back(start ? start(std::move(body)) : std::thread(std::move(body)));
+        if (!threads_.back().joinable()) {  // a custom starter that started nothing
+          threads_.pop_back();
+          throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                                  "the thread starter returned a thread that is not running");
+        }
+      } catch (const std::system_error& e) {
+        // destroying a joinable std::thread would call std::terminate: join what started first
+        const int started = size();
+        stop();
+        throw std::system_error(
+            e.code(),
+            icl::detail::concat("BatchLoss: starting worker thread ", w - before, " of ", count - before,
+                                " failed (the ", started, " started were joined): ", e.what()));
+      } catch (...) {
+        stop();
+        throw;
+      }
+    }
+  }
+
+  /// Runs job(0) on the calling thread and job(w) on worker w for w in [1, tasks), and returns when
+  /// all have finished. An exception thrown by a job is caught where it is thrown and rethrown here
+  /// after every job of the round has finished (the lowest task's first); the pool stays usable.
+  /// Requires 1 <= tasks <= size() + 1.
+  void run(int tasks, const std::function<void(int)>& job) {
+    ICL_ASSERT(tasks >= 1 && tasks <= size() + 1, "WorkerPool::run: not enough workers");
+    errors_.assign(static_cast<std::size_t>(tasks), nullptr);
+    if (tasks > 1) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &job;
+      tasks_ = tasks;
+      pending_ = tasks - 1;
+      ++round_;
+    }
+    if (tasks > 1) wake_.notify_all();
+    try {
+      job(0);
+    } catch (...) {
+      errors_[0] = std::current_exception();
+    }
+    if (tasks > 1) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [this] { return pending_ == 0; });
+      job_ = nullptr;
+      tasks_ = 0;  // a worker that wakes up late for this round, or starts later, skips it
+    }
+    for (const auto& e : errors_)
+      if (e) std::rethrow_exception(e);
+  }
+
+  /// Stops and joins every worker (the pool is then empty; grow() starts new ones).
+  void stop() noexcept {
+    if (threads_.empty()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = false;
+  }
+
+ private:
+  void loop(int w) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* job = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || round_ != seen; });
+        if (stop_) return;
+        seen = round_;
+        if (w >= tasks_) continue;  // this round does not need worker w
+        job = job_;
+      }
+      try {
+        (*job)(w);
+      } catch (...) {
+        errors_[static_cast<std::size_t>(w)] = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::uint64_t round_ = 0;      // bumped for every round with workers; guarded by mutex_
+  int tasks_ = 0, pending_ = 0;  // tasks of the round in flight (0: none); workers still busy
+  bool stop_ = false;
+  const std::function<void(int)>* job_ = nullptr;
+  std::vector<std::exception_ptr> errors_;  // one per task; worker w writes only entry w
+};
+
+}  // namespace detail
+
 /// How loss_and_grad splits the batch.
 struct BatchOptions {
   int threads = 1;          ///< worker threads (>= 1); never changes the result
@@ -27,11 +166,15 @@ struct BatchOptions {
 };
 
 /// Reusable workspace for Eq. 8 loss and gradient of a `Model` (Transformer\<…\>) over batches.
-/// Holds one cache per worker and, with several chunks, one model replica per worker. Every call
-/// copies the model into the replicas it uses (weights and every setting: score type and scale,
-/// activation, LayerNorm eps, layers), so a setting changed between calls always reaches them;
-/// for a model of unchanged shape that copy reuses the replicas' buffers, and after the first call
-/// of a given shape nothing is allocated except thread start-up.
+/// Holds one cache per worker and, with several chunks, one model replica per worker and a pool of
+/// threads - 1 worker threads, started on the first call that needs them and reused by every later
+/// call (joined by the destructor and by set_thread_starter). Every call copies the model into the
+/// replicas it uses (weights and every setting: score type and scale, activation, LayerNorm eps,
+/// layers), so a setting changed between calls always reaches them; for a model of unchanged shape
+/// that copy reuses the replicas' buffers, and after the first call of a given shape nothing is
+/// allocated and no thread is started.
+///
+/// Movable, not copyable (it owns threads). Not thread-safe: one call at a time per BatchLoss.
 template <class Model>
 class BatchLoss {
  public:
@@ -40,30 +183,54 @@ class BatchLoss {
   /// A row of per-token values, 1 x N (the workspace's dL/d(output) rows).
   using RowVec = Eigen::Matrix<S, 1, Eigen::Dynamic>;
   /// Starts a worker thread running its argument. Replaceable (set_thread_starter) so that a
-  /// failing start can be tested; the default is `std::thread(std::move(f))`.
+  /// failing start can be tested; the default is `std::thread(std::move(f))`. The returned thread
+  /// must run the argument (a worker's loop, which returns when the pool is stopped).
   using ThreadStarter = std::function<std::thread(std::function<void()>)>;
 
-  /// A workspace that splits batches as `opt` says; allocates nothing until the first call.
+  /// A workspace that splits batches as `opt` says; allocates nothing and starts no thread until
+  /// the first call.
   /// @throws icl::InvalidArgument if opt.threads < 1 or opt.chunk_sequences < 0.
   explicit BatchLoss(BatchOptions opt = {}) : opt_(opt) {
     ICL_CHECK_ARG(opt.threads >= 1, "BatchLoss: threads: expected >= 1, got ", opt.threads);
     ICL_CHECK_ARG(opt.chunk_sequences >= 0, "BatchLoss: chunk_sequences: expected >= 0, got ",
                   opt.chunk_sequences);
   }
+  /// Not copyable: a copy would have to share or duplicate the worker threads.
+  BatchLoss(const BatchLoss&) = delete;
+  /// Not copyable (see the copy constructor).
+  BatchLoss& operator=(const BatchLoss&) = delete;
+  /// Takes over the other's workspace and running workers (they live on the heap, so they do not
+  /// refer to the moved-from object, which is left without workers and starts new ones if used).
+  BatchLoss(BatchLoss&&) = default;
+  /// Joins this workspace's workers, then takes over the other's (see the move constructor).
+  BatchLoss& operator=(BatchLoss&&) = default;
+  /// Stops and joins the worker threads, if any were started.
+  ~BatchLoss() = default;
 
   /// The options given at construction.
   const BatchOptions& options() const { return opt_; }
 
-  /// Replaces how worker threads are started (an empty function restores the default); it must
-  /// return a running (joinable) thread. If a start throws or returns a thread that is not
-  /// running, the threads already started are joined and the call throws (see operator()).
-  void set_thread_starter(ThreadStarter start) { start_ = std::move(start); }
+  /// Worker threads running now (0 until a call needs them; at most threads - 1).
+  int workers() const { return pool_ ? pool_->size() : 0; }
+
+  /// Replaces how worker threads are started (an empty function restores the default). Stops and
+  /// joins the running workers, so that the next call that needs workers starts them with `start`.
+  /// `start` must return a running (joinable) thread that runs its argument. If a start throws or
+  /// returns a thread that is not running, every worker is joined and the call throws (see
+  /// operator()).
+  void set_thread_starter(ThreadStarter start) {
+    if (pool_) pool_->stop();
+    start_ = std::move(start);
+  }
 
   /// Sets model's gradients to d(Eq. 8 loss)/dθ over the batch and returns the loss. `inputs`
   /// holds B sequences of T = 2n-1 tokens ((D+1) x B·T), `targets` is n x B (split_prompts).
   /// @throws icl::InvalidArgument for bad inputs (before any work); std::system_error when a
-  ///         worker thread cannot be started (after joining the workers that did start; the
-  ///         model's gradients are then unspecified), with the original error code.
+  ///         worker thread cannot be started (before any chunk is computed, after joining every
+  ///         worker; the model's gradients are then unspecified), with the original error code.
+  ///         An exception thrown by the model on a worker thread is rethrown here once every chunk
+  ///         of its wave has finished (the gradients are then unspecified); the workers keep
+  ///         running and the next call works normally.
   template <class DerivedY>
   S operator()(Model& model, const Eigen::Ref<const Mat<S>>& inputs,
                const Eigen::MatrixBase<DerivedY>& targets, int T) {
@@ -98,10 +265,14 @@ class BatchLoss {
     // unchanged shape this copy assignment reuses the replicas' buffers.
     for (int p = 0; p < P; ++p) replicas_[static_cast<std::size_t>(p)] = model;
     const std::vector<ParamView<S>> main = model.parameters();
+    if (P > 1) {  // the workers: started once, then reused
+      if (!pool_) pool_ = std::make_unique<detail::WorkerPool>();
+      pool_->grow(P - 1, start_);
+    }
     S total = 0;
     for (Eigen::Index first = 0; first < K; first += P) {  // waves of P chunks
       const int in_wave = static_cast<int>(std::min<Eigen::Index>(P, K - first));
-      auto work = [&](int p) {
+      const std::function<void(int)> work = [&](int p) {  // chunk first + p on replica p
         const Eigen::Index k = first + p, b0 = k * chunk, nb = std::min(chunk, B - b0);
         Model& r = replicas_[static_cast<std::size_t>(p)];
         r.zero_grad();
@@ -109,40 +280,10 @@ class BatchLoss {
             run(r, caches_[static_cast<std::size_t>(p)], douts_[static_cast<std::size_t>(p)], inputs, targets,
                 T, b0, nb, count);
       };
-      std::vector<std::exception_ptr> errors(static_cast<std::size_t>(in_wave));
-      auto guarded = [&](int p) {
-        try {
-          work(p);
-        } catch (...) {
-          errors[static_cast<std::size_t>(p)] = std::current_exception();
-        }
-      };
-      std::vector<std::thread> pool;
-      pool.reserve(static_cast<std::size_t>(in_wave));
-      for (int p = 1; p < in_wave; ++p) {
-        try {
-          pool.push_back(start_ ? start_([&guarded, p] { guarded(p); })
-                                : std::thread([&guarded, p] { guarded(p); }));
-          if (!pool.back().joinable()) {  // a custom starter that started nothing
-            pool.pop_back();
-            throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                    "the thread starter returned a thread that is not running");
-          }
-        } catch (const std::system_error& e) {
-          // destroying a joinable std::thread would call std::terminate: join what started first
-          for (auto& t : pool) t.join();
-          throw std::system_error(
-              e.code(), icl::detail::concat("BatchLoss: starting worker thread ", p, " of ", in_wave - 1,
-                                            " failed (the ", p - 1, " started were joined): ", e.what()));
-        } catch (...) {
-          for (auto& t : pool) t.join();
-          throw;
-        }
-      }
-      guarded(0);
-      for (auto& t : pool) t.join();
-      for (const auto& e : errors)
-        if (e) std::rethrow_exception(e);
+      if (in_wave == 1)
+        work(0);
+      else
+        pool_->run(in_wave, work);
       for (int p = 0; p < in_wave; ++p) {  // reduce in chunk order
         total += losses_[static_cast<std::size_t>(p)];
         const std::vector<ParamView<S>> rp = replicas_[static_cast<std::size_t>(p)].parameters();
@@ -170,6 +311,9 @@ class BatchLoss {
   std::vector<RowVec> douts_;
   RowVec dout_;
   std::vector<S> losses_;
+  // last: destroyed (workers joined) first, before the replicas and caches a worker uses; null
+  // until a call needs workers, and after a move
+  std::unique_ptr<detail::WorkerPool> pool_;
 };
 
 }  // namespace icl::nn

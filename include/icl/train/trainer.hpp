@@ -93,6 +93,9 @@ struct EvalRecord {
 ///
 /// @tparam Model icl::nn::Transformer<Block, D, TMax> (anything with Scalar, InputDim, MaxLen,
 ///               Cache, forward(tokens, T, cache), backward, parameters(), zero_grad()).
+///
+/// Movable, not copyable: it owns an nn::BatchLoss, whose worker threads (cfg.batch_options.threads
+/// - 1 of them, started by the first step) are reused by every step and joined by the destructor.
 template <class Model, DecayMode Mode = DecayMode::decoupled>
 class Trainer {
  public:
