@@ -9,13 +9,12 @@
 # the block's largest product (4H x H times H x N) and icl's speed relative to PyTorch.
 #
 # The anchor: Debian's python3-torch on OpenBLAS (libopenblas0-pthread), one thread
-# (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)), with OpenBLAS's fastest kernels for this CPU:
-# the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are dropped and, when OpenBLAS's own
-# detection falls back to a generic core on a CPU it does not know (OpenBLAS 0.3.21 reports
-# "Prescott", SSE3, on Sapphire Rapids), the core is set from the CPU flags: SkylakeX with AVX-512,
-# Haswell with AVX2. icl's benchmark runs under the same settings (they matter only to a build with
-# -DICL_USE_BLAS=ON, whose products go to the same OpenBLAS). ANCHOR_CORETYPE (environment) forces a core (e.g. Haswell, to time the AVX2
-# anchor next to an icl build for -march=x86-64-v3); FILTER overrides the benchmark filter.
+# (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)), the environment's OPENBLAS_CORETYPE /
+# OPENBLAS_L2_SIZE dropped, with OpenBLAS's fastest kernels for this CPU (bench/anchor_env.sh: a core
+# from the CPU flags when OpenBLAS does not recognise the CPU; ANCHOR_CORETYPE forces one, e.g.
+# Haswell to time the AVX2 anchor next to an icl build for -march=x86-64-v3). icl's benchmark runs
+# under the same settings (they matter only to a build with -DICL_USE_BLAS=ON, whose products go to
+# the same OpenBLAS). FILTER overrides the benchmark filter.
 set -euo pipefail
 build=${1:?usage: bench/compare_nn.sh BUILD_DIR [ROUNDS] [H...]}
 rounds=${2:-3}
@@ -33,14 +32,9 @@ hs=$(IFS='|'; echo "${widths[*]}")
 gemms=$(for h in "${widths[@]}"; do printf 'gemm/m:%s/k:%s/n:5056$|' $((4 * h)) "$h"; done)
 filter=${FILTER:-"^(${gemms%|}|block/(fwd|fwdbwd)/H:($hs)$)"}
 
-detected=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_VERBOSE=2 OPENBLAS_NUM_THREADS=1 \
-  "$py" -c 'import torch; torch.mm(torch.ones(2, 2), torch.ones(2, 2))' 2>&1 | sed -n 's/^Core: //p' | head -1)
-core=
-case "$detected" in
-  Prescott|Core2|Penryn|Dunnington|Nehalem|Atom|Katmai|Coppermine|Northwood|Banias|"")
-    if grep -qw avx512f /proc/cpuinfo; then core=SkylakeX; elif grep -qw avx2 /proc/cpuinfo; then core=Haswell; fi ;;
-esac
-[ -n "${ANCHOR_CORETYPE:-}" ] && core=$ANCHOR_CORETYPE
+. "$here/anchor_env.sh"
+detected=$ANCHOR_DETECTED
+core=$ANCHOR_CORE
 blas_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1)
 [ -n "$core" ] && blas_env+=(OPENBLAS_CORETYPE="$core")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores;" \

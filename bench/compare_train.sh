@@ -3,7 +3,8 @@
 # docs/performance.md "A whole training step"). Runs, back to back:
 #   1. icl's bench/bench_train.cpp: every config with 1 and 2 threads, REPS repetitions (medians);
 #   2. bench/torch_train.py with 1 thread, then with 2 threads (best of REPS), each under the
-#      issue's anchor settings: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=<t>;
+#      issue's anchor settings: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=<t>,
+#      plus OPENBLAS_CORETYPE when OpenBLAS does not recognise the CPU (bench/anchor_env.sh);
 # then prints one table: config, icl steps/s (1 and 2 threads), icl 2 thr / 1 thr, PyTorch steps/s
 # (1 and 2 threads), icl / PyTorch.
 #
@@ -20,12 +21,14 @@ bin=${1:-build/bench/icl_bench_train}
 out=${2:-build/compare_train}
 reps=${REPS:-3}
 mkdir -p "$out"
+. "$here/anchor_env.sh"
+echo "OpenBLAS detected core: ${ANCHOR_DETECTED:-unknown}; anchor OPENBLAS_CORETYPE=${ANCHOR_CORE:-(unset)}" >&2
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 "$bin" --benchmark_repetitions="$reps" --benchmark_min_time="${ICL_MIN_TIME:-2}" \
   --benchmark_filter="${FILTER:-.}" --benchmark_out="$out/icl_train.json" --benchmark_out_format=json >&2
 for t in 1 2; do
   # shellcheck disable=SC2086
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$t /usr/bin/python3 "$here/torch_train.py" \
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$t ${ANCHOR_CORE:+OPENBLAS_CORETYPE=$ANCHOR_CORE} /usr/bin/python3 "$here/torch_train.py" \
     --threads $t --reps "$reps" --min-time "${TORCH_MIN_TIME:-2}" --json "$out/torch_$t.json" ${TORCH_ARGS:-}
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
