@@ -12,13 +12,14 @@
 # Cases: eigen (empty TU with <Eigen/Core>: the baseline), core data io regress metrics nn train
 # construct probe icl (the umbrella header icl/<case>.hpp alone: the cost of parsing it), and
 # four small programs: prog_train (train a pre-LN model for a few steps), prog_regress (evaluate
-# classical regressors through the metrics), prog_construct (build a constructed ridge transformer
+# two classical regressors with the metrics), prog_construct (build a constructed ridge transformer
 # and run it), prog_load (load a model file into a pre-LN transformer).
 #
 # Environment: CXX (default g++), REPS (repetitions per cell, default 3; the median is printed),
 # EIGEN (default /usr/include/eigen3), CONFIGS ("release debug" by default; either alone),
 # KEEP (a directory: keep the generated sources there), EXTRA (more compiler flags, e.g.
-# -ftime-report).
+# -ftime-report), ICL_INCLUDE (the icl headers to measure, default the repository's include/; e.g.
+# an older version: git archive <commit> include | tar -x -C /tmp/old, ICL_INCLUDE=/tmp/old/include).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +28,7 @@ REPS=${REPS:-3}
 EIGEN=${EIGEN:-/usr/include/eigen3}
 CONFIGS=${CONFIGS:-release debug}
 EXTRA=${EXTRA:-}
+ICL_INCLUDE=${ICL_INCLUDE:-$root/include}
 [ -x /usr/bin/time ] || { echo "compile_times.sh: needs /usr/bin/time (Debian package 'time')" >&2; exit 1; }
 
 work=${KEEP:-$(mktemp -d)}
@@ -66,15 +68,20 @@ int main() {
 }
 CPP
 
-# Evaluate classical regressors against OLS (examples/fig1_classical.cpp without the table).
+# Evaluate two classical regressors (OLS, ridge) with the metrics (SPD, ILWD per prefix), d = 4.
 cat > "$work/prog_regress.cpp" <<'CPP'
 #include <iostream>
 #include "icl/metrics.hpp"
 int main() {
-  icl::metrics::Fig1Options opt;
+  const icl::data::TaskDistribution dist{.n = 8};
+  const std::vector<icl::metrics::Predictor<double>> preds{
+      icl::metrics::predictor<double>(icl::regress::Ols{}),
+      icl::metrics::predictor<double>(icl::regress::Ridge{0.1})};
+  icl::metrics::EvalOptions opt;
   opt.n_contexts = 8;
-  const icl::metrics::EvalResult res = icl::metrics::fig1_classical(opt);
-  icl::metrics::print_fig1_table(std::cout, res);
+  icl::Rng rng(5);
+  const icl::metrics::EvalResult res = icl::metrics::evaluate<double, 4>(dist, preds, opt, rng);
+  std::cout << res.at("spd", res.names[0], res.names[1], 3).mean << "\n";
 }
 CPP
 
@@ -122,7 +129,7 @@ measure() {
   flags=flags_$cfg
   for ((i = 0; i < REPS; ++i)); do
     # shellcheck disable=SC2086
-    /usr/bin/time -o "$work/$c.$cfg.time" -f '%U %S %M' "$CXX" ${!flags} $EXTRA -I"$root/include" \
+    /usr/bin/time -o "$work/$c.$cfg.time" -f '%U %S %M' "$CXX" ${!flags} $EXTRA -I"$ICL_INCLUDE" \
       -isystem "$EIGEN" -c "$work/$c.cpp" -o "$work/$c.$cfg.o" 2>"$work/$c.$cfg.log" || {
       echo "compile_times.sh: $c ($cfg) failed:" >&2; cat "$work/$c.$cfg.log" >&2; exit 1; }
     out=$(tail -n 1 "$work/$c.$cfg.time")
