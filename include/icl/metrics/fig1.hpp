@@ -26,7 +26,7 @@ struct Fig1Options {
 // fig1_predictors and fig1_classical are templates (with defaults, so that fig1_predictors() and
 // fig1_classical(opt) read as before) only for compile time: as plain inline functions their bodies
 // instantiated evaluate<double, 8> and every regressor in each translation unit that included
-// icl/metrics.hpp, used or not (about 7 s of CPU per TU; docs/performance.md, "Compile time").
+// icl/metrics.hpp, used or not (4.5-6 s of CPU per TU; docs/performance.md, "Compile time").
 
 /// The predictors of Fig. 1's classical half, OLS first: OLS, Ridge(0.1), GD(0.02), SGD(0.03),
 /// kNN(3, uniform), Averaging (learning rates from the paper's legends, §4).
@@ -38,7 +38,7 @@ std::vector<Predictor<S>> fig1_predictors() {
           predictor<S>(regress::Knn{3}),   predictor<S>(regress::Averaging{})};
 }
 
-/// Runs evaluate<double, 8>() on the Fig. 1 setting with fig1_predictors() (plus `extra`
+/// Runs evaluate<double, D>() (D = 8: Fig. 1) on the Fig. 1 setting with fig1_predictors() (plus `extra`
 /// predictors, for example a trained transformer, compared against OLS in the same table).
 /// @tparam D input dimension (the paper's Fig. 1: 8)
 template <int D = 8>
