@@ -23,27 +23,35 @@ struct Fig1Options {
   std::uint64_t seed = 0;  ///< seed of icl::Rng
 };
 
+// fig1_predictors and fig1_classical are templates (with defaults, so that fig1_predictors() and
+// fig1_classical(opt) read as before) only for compile time: as plain inline functions their bodies
+// instantiated evaluate<double, 8> and every regressor in each translation unit that included
+// icl/metrics.hpp, used or not (4.5-6 s of CPU per TU; docs/performance.md, "Compile time").
+
 /// The predictors of Fig. 1's classical half, OLS first: OLS, Ridge(0.1), GD(0.02), SGD(0.03),
 /// kNN(3, uniform), Averaging (learning rates from the paper's legends, §4).
-inline std::vector<Predictor<double>> fig1_predictors() {
-  return {predictor<double>(regress::Ols{}),    predictor<double>(regress::Ridge{0.1}),
-          predictor<double>(regress::Gd{0.02}), predictor<double>(regress::Sgd{0.03}),
-          predictor<double>(regress::Knn{3}),   predictor<double>(regress::Averaging{})};
+/// @tparam S scalar of the predictors (double in Fig. 1)
+template <class S = double>
+std::vector<Predictor<S>> fig1_predictors() {
+  return {predictor<S>(regress::Ols{}),    predictor<S>(regress::Ridge{0.1}),
+          predictor<S>(regress::Gd{0.02}), predictor<S>(regress::Sgd{0.03}),
+          predictor<S>(regress::Knn{3}),   predictor<S>(regress::Averaging{})};
 }
 
-/// Runs evaluate<double, 8>() on the Fig. 1 setting with fig1_predictors() (plus `extra`
+/// Runs evaluate<double, D>() (D = 8: Fig. 1) on the Fig. 1 setting with fig1_predictors() (plus `extra`
 /// predictors, for example a trained transformer, compared against OLS in the same table).
-inline EvalResult fig1_classical(const Fig1Options& opt = {},
-                                 const std::vector<Predictor<double>>& extra = {}) {
+/// @tparam D input dimension (the paper's Fig. 1: 8)
+template <int D = 8>
+EvalResult fig1_classical(const Fig1Options& opt = {}, const std::vector<Predictor<double>>& extra = {}) {
   ICL_CHECK_ARG(opt.n_examples >= 2, "fig1_classical: opt.n_examples: expected >= 2, got ", opt.n_examples);
   data::TaskDistribution dist{opt.n_examples};
-  std::vector<Predictor<double>> preds = fig1_predictors();
+  std::vector<Predictor<double>> preds = fig1_predictors<double>();
   preds.insert(preds.end(), extra.begin(), extra.end());
   EvalOptions eo;
   eo.n_contexts = opt.n_contexts;
   eo.n_probes = opt.n_probes;
   Rng rng(opt.seed);
-  return evaluate<double, 8>(dist, preds, eo, rng);
+  return evaluate<double, D>(dist, preds, eo, rng);
 }
 
 /// Prints the Fig. 1 table of `res`: one line per number of examples 1..n−1, SPD/d then ILWD/d
