@@ -4,8 +4,8 @@
 #   bench/compare_nn.sh BUILD_DIR [ROUNDS] [H...]        e.g. bench/compare_nn.sh build 3 64 128 256
 #
 # Runs ROUNDS alternating rounds of (icl_bench_nn, PyTorch) on the block and its GEMM references, one
-# thread each, and prints one table: icl's medians over all rounds' repetitions, PyTorch's best of
-# all rounds (its timings swing 2-5x between runs), icl's rate as a share of the same run's GEMM of
+# thread each, and prints one table: icl's medians over all rounds' repetitions, PyTorch's best round
+# (each round the median of 3 repetitions; its timings swing 2-5x between runs), icl's rate as a share of the same run's GEMM of
 # the block's largest product (4H x H times H x N) and icl's speed relative to PyTorch.
 #
 # The anchor: Debian's python3-torch on OpenBLAS (libopenblas0-pthread), one thread
