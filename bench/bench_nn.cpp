@@ -90,6 +90,18 @@ void set_counter(benchmark::State& state, const std::string& layer, int H, bool 
                                                benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One untimed call (first touch of the outputs and caches is not what a training step pays: a
+// benchmark that runs a single iteration would otherwise time it), then the timed loop.
+template <class Step>
+void time_steps(benchmark::State& state, const Step& step, const float* out) {
+  step();
+  for (auto _ : state) {
+    step();
+    benchmark::DoNotOptimize(out);
+    benchmark::ClobberMemory();
+  }
+}
+
 using icl::Seq;
 
 template <int H>
@@ -102,11 +114,7 @@ void bm_linear(benchmark::State& state, bool bwd) {
     l.forward(x, y);
     if (bwd) l.backward(x, y, dx);
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(y.data());
-  }
+  time_steps(state, step, y.data());
   set_counter(state, "linear", H, bwd);
 }
 
@@ -121,11 +129,7 @@ void bm_layernorm(benchmark::State& state, bool bwd) {
     l.forward(x, c, y);
     if (bwd) l.backward(c, y, dx);
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(y.data());
-  }
+  time_steps(state, step, y.data());
   set_counter(state, "layernorm", H, bwd);
 }
 
@@ -137,11 +141,7 @@ void bm_gelu(benchmark::State& state, bool bwd) {
     icl::nn::activation_forward(icl::nn::Activation::gelu_erf, x, y);
     if (bwd) icl::nn::activation_backward(icl::nn::Activation::gelu_erf, x, y, dx);
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(y.data());
-  }
+  time_steps(state, step, y.data());
   set_counter(state, "gelu", H, bwd);
 }
 
@@ -156,11 +156,7 @@ void bm_softmax(benchmark::State& state, bool bwd) {
                                           /*causal=*/true);
     }
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(a.data());
-  }
+  time_steps(state, step, a.data());
   set_counter(state, "softmax", 0, bwd);
 }
 
@@ -177,11 +173,7 @@ void bm_softmax_blocks(benchmark::State& state, bool bwd) {
       for (int k = 0; k < kBatch * kHeads; ++k)
         icl::nn::causal_softmax_blocks_backward<float>(a.middleCols(k * kT, kT), dy, dx);
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(a.data());
-  }
+  time_steps(state, step, a.data());
   set_counter(state, "softmax", 0, bwd);
 }
 
@@ -197,11 +189,7 @@ void bm_attention(benchmark::State& state, bool bwd) {
     l.forward(x, kT, c, y);
     if (bwd) l.backward(x, c, y, dx);
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(y.data());
-  }
+  time_steps(state, step, y.data());
   set_counter(state, "attention", H, bwd);
 }
 
@@ -217,11 +205,7 @@ void bm_feedforward(benchmark::State& state, bool bwd) {
     l.forward(x, c, y);
     if (bwd) l.backward(x, c, y, dx);
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(y.data());
-  }
+  time_steps(state, step, y.data());
   set_counter(state, "feedforward", H, bwd);
 }
 
@@ -237,11 +221,7 @@ void bm_block(benchmark::State& state, bool bwd) {
     l.forward(x, kT, c, y);
     if (bwd) l.backward(x, c, y, dx);
   };
-  step();  // warm-up: first-touch of the outputs and caches is not what a training step pays
-  for (auto _ : state) {
-    step();
-    benchmark::DoNotOptimize(y.data());
-  }
+  time_steps(state, step, y.data());
   set_counter(state, "block", H, bwd);
 }
 

@@ -83,8 +83,10 @@ def gemm(m, k, n):
     return lambda: torch.mm(a, b)
 
 
-def time_call(fn, reps, min_time):
-    """Median over `reps` repetitions of the mean time per call, each repetition >= min_time s."""
+def time_call(fn, reps, min_time, reduce=statistics.median):
+    """`reduce` (default: the median) over `reps` repetitions of the mean time per call, each
+    repetition >= min_time s and >= 1 call, after one warm-up call (bench/torch_train.py takes the
+    best, reduce=min)."""
     fn()  # warm-up
     out = []
     for _ in range(reps):
@@ -96,7 +98,7 @@ def time_call(fn, reps, min_time):
             if el >= min_time:
                 break
         out.append(el / iters)
-    return statistics.median(out)
+    return reduce(out)
 
 
 LAYERS = ["linear", "layernorm", "gelu", "softmax", "attention", "feedforward", "block"]

@@ -36,10 +36,10 @@ bench/compare_train.sh does all of this (and runs icl_bench_train first) in one 
 """
 import argparse
 import json
-import math
 import statistics
 import sys
-import time
+
+from torch_nn import time_call  # bench/torch_nn.py, next to this script
 
 D, N_EX, HEADS, BATCH = 8, 40, 4, 64
 T = 2 * N_EX - 1  # tokens the model sees
@@ -109,18 +109,7 @@ def make_step(H, L):
 
 def time_step(step, reps, min_time):
     """Best over `reps` repetitions of the mean wall time per step (>= min_time s and >= 1 step each)."""
-    step()  # warm-up
-    best = math.inf
-    for _ in range(reps):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            step()
-            n += 1
-            el = time.perf_counter() - t0
-            if el >= min_time:
-                break
-        best = min(best, el / n)
-    return best
+    return time_call(step, reps, min_time, reduce=min)
 
 
 def run_torch(args):
