@@ -178,3 +178,109 @@ TEST_CASE("fused: a PreLNBlock run in tiles equals the block run in one piece", 
   bad.tile_sequences = -1;
   CHECK_THROWS_AS(Block(bad), icl::InvalidArgument);
 }
+
+namespace {
+// Plain dense attention (Eqs. T1-T8 with full T x T products, no panels, no padding) for the
+// reference of the test below: forward output, dx and the four parameter gradients.
+template <class Attn>
+struct DenseAttention {
+  Mat<double> y, dx, dw_in, db_in, dw_out, db_out;
+  DenseAttention(Attn& attn, const Mat<double>& x, int T, const Mat<double>& dy) {
+    constexpr int M = Attn::Heads, DQK = Attn::QKWidth, DV = Attn::VWidth;
+    const Eigen::Index N = x.cols(), B = N / T;
+    const Mat<double> w_in = attn.in_proj().weight(), w_out = attn.out_proj().weight();
+    const bool softmax = attn.scores() == icl::nn::Scores::softmax;
+    const double scale = attn.scale();
+    Mat<double> qkv = w_in * x;
+    if (attn.in_proj().has_bias()) qkv.colwise() += Mat<double>(attn.in_proj().bias()).col(0);
+    Mat<double> heads(M * DV, N), dheads, dqkv(qkv.rows(), N);
+    std::vector<Mat<double>> As;
+    for (Eigen::Index b = 0; b < B; ++b)
+      for (int j = 0; j < M; ++j) {
+        const Mat<double> Q = qkv.block(j * DQK, b * T, DQK, T), K = qkv.block((M + j) * DQK, b * T, DQK, T),
+                          V = qkv.block(2 * M * DQK + j * DV, b * T, DV, T);
+        const Mat<double> Z = scale * K.transpose() * Q;
+        Mat<double> A(T, T);
+        if (softmax)
+          icl::nn::softmax_columns(Z, A, /*causal=*/true);
+        else
+          A = Z.triangularView<Eigen::Upper>();
+        heads.block(j * DV, b * T, DV, T) = V * A;
+        As.push_back(A);
+      }
+    y = w_out * heads;
+    if (attn.out_proj().has_bias()) y.colwise() += Mat<double>(attn.out_proj().bias()).col(0);
+    dw_out = dy * heads.transpose();
+    db_out = dy.rowwise().sum();
+    dheads = w_out.transpose() * dy;
+    for (Eigen::Index b = 0; b < B; ++b)
+      for (int j = 0; j < M; ++j) {
+        const Mat<double> Q = qkv.block(j * DQK, b * T, DQK, T), K = qkv.block((M + j) * DQK, b * T, DQK, T),
+                          V = qkv.block(2 * M * DQK + j * DV, b * T, DV, T);
+        const Mat<double>& A = As[static_cast<std::size_t>(b * M + j)];
+        const Mat<double> dO = dheads.block(j * DV, b * T, DV, T);
+        const Mat<double> dA = V.transpose() * dO;
+        Mat<double> dZ(T, T);
+        if (softmax)
+          icl::nn::softmax_columns_backward(A, dA, dZ, /*causal=*/true);
+        else
+          dZ = dA.triangularView<Eigen::Upper>();
+        dqkv.block(j * DQK, b * T, DQK, T) = scale * K * dZ;
+        dqkv.block((M + j) * DQK, b * T, DQK, T) = scale * Q * dZ.transpose();
+        dqkv.block(2 * M * DQK + j * DV, b * T, DV, T) = dO * A.transpose();
+      }
+    dw_in = dqkv * x.transpose();
+    db_in = dqkv.rowwise().sum();
+    dx = w_in.transpose() * dqkv;
+  }
+};
+
+template <class Attn>
+void check_panels_against_dense(icl::nn::AttentionOptions opt, icl::Rng& rng) {
+  constexpr int H = Attn::Hidden;
+  const double eps = std::numeric_limits<double>::epsilon();
+  for (const int T : {5, 47, 48, 79, 130}) {  // 1, 1, 2, 2 and 4 query panels (Eq. T9)
+    INFO("T = " << T << (opt.scores == icl::nn::Scores::softmax ? ", softmax" : ", linear"));
+    const int B = 2;
+    Attn attn(opt);
+    for (auto& p : attn.parameters()) p.value_map() = uniform<double>(p.rows, p.cols, rng, 0.5);
+    const Mat<double> x = uniform<double>(H, B * T, rng, 1.0), dy = uniform<double>(H, B * T, rng, 1.0);
+    typename Attn::Cache c;
+    Mat<double> y(H, B * T), dx(H, B * T);
+    attn.zero_grad();
+    attn.forward(x, T, c, y);
+    attn.backward(x, c, dy, dx);
+    const DenseAttention<Attn> ref(attn, x, T, dy);
+    // Both sides form the same sums over at most max(T, H, M·DV) = 130 terms, in other orders (the
+    // panels skip only products with exact zeros of A, Z or dA): |Δ| ≤ 130·eps·Σ|terms| per entry.
+    // Σ|terms| is bounded here by 50× the largest reference entry (O(1) inputs, weights ≤ 0.5,
+    // linear scores up to T·DQK/4), so 1e4·eps relative to that entry; a skipped or misplaced block
+    // would be an O(1) relative error.
+    auto close = [&](const Mat<double>& got, const Mat<double>& want) {
+      const double s = std::max(1.0, want.cwiseAbs().maxCoeff());
+      return (got - want).cwiseAbs().maxCoeff() <= 1e4 * eps * s;
+    };
+    CHECK(close(y, ref.y));
+    CHECK(close(dx, ref.dx));
+    CHECK(close(attn.in_proj().weight_grad(), ref.dw_in));
+    CHECK(close(attn.out_proj().weight_grad(), ref.dw_out));
+    CHECK(close(attn.out_proj().bias_grad(), ref.db_out));
+    if (opt.qkv_bias) CHECK(close(attn.in_proj().bias_grad(), ref.db_in));
+    // the cached weights are the causal ones, exact zeros below the diagonal and in the padding rows
+    for (int b = 0; b < B; ++b)
+      CHECK(Mat<double>(c.weights(b, 0)).triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0));
+    CHECK(c.attn.bottomRows(c.attn.rows() - T).isZero(0));
+  }
+}
+}  // namespace
+
+TEST_CASE("fused: attention's causal panels (Eq. T9) equal the dense products", "[nn][fused]") {
+  icl::Rng rng(14);
+  for (const auto sc : {icl::nn::Scores::softmax, icl::nn::Scores::linear}) {
+    icl::nn::AttentionOptions opt;
+    opt.scores = sc;
+    check_panels_against_dense<icl::nn::MultiHeadAttention<double, 8, 2>>(opt, rng);
+    check_panels_against_dense<icl::nn::PaperAttention<double, 4, 2>>(
+        icl::nn::paper_attention_options(sc, 0.5), rng);
+  }
+}
