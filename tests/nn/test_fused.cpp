@@ -162,6 +162,16 @@ TEST_CASE("fused: a PreLNBlock run in tiles equals the block run in one piece", 
     CHECK((pa[i].grad_map() - pt[i].grad_map()).cwiseAbs().maxCoeff() <=
           4 * 30 * scale * std::numeric_limits<double>::epsilon());
   }
+  // the backward scratch is one set shared by the tiles (swapped in per tile), as wide as the
+  // widest tile; the tiles' own scratch buffers stay empty
+  CHECK(ct.attn_scratch.dqkv.cols() == 2 * T);
+  CHECK(ct.ff_scratch.dinner.cols() == 2 * T);
+  for (const auto& k : ct.tiles) {
+    CHECK(k.attn.dqkv.size() == 0);
+    CHECK(k.attn.dheads.size() == 0);
+    CHECK(k.attn.dA.size() == 0);
+    CHECK(k.ff.dinner.size() == 0);
+  }
   // warm: a second forward/backward with the uneven last tile allocates nothing
   Eigen::internal::set_is_malloc_allowed(false);
   t.forward(h, T, ct, yt);

@@ -184,6 +184,28 @@ TEST_CASE("bad input: nn attention: non-finite score scale", "[reliability]") {
   icl::nn::AttentionOptions o;
   o.scale = kInf;
   CHECK_INVALID((icl::nn::CausalAttention<double, 4, 1, 4, 4>(o)), "CausalAttention: scale: expected finite");
+  icl::nn::CausalAttention<double, 4, 1, 4, 4> attn;
+  CHECK_INVALID(attn.set_scale(kNaN), "CausalAttention::set_scale: s: expected finite");
+  CHECK(attn.scale() == 0.5);  // unchanged by the refused call (1/sqrt(4))
+}
+
+TEST_CASE("bad input: nn LayerNorm set_eps: negative or non-finite", "[reliability]") {
+  icl::nn::LayerNorm<double, 4> ln;
+  CHECK_INVALID(ln.set_eps(-1e-5), "LayerNorm::set_eps: eps: expected finite >= 0");
+  CHECK_INVALID(ln.set_eps(kInf), "LayerNorm::set_eps: eps: expected finite >= 0");
+  CHECK_INVALID(ln.set_eps(kNaN), "LayerNorm::set_eps: eps: expected finite >= 0");
+  CHECK_NOTHROW(ln.set_eps(0.0));  // eps = 0 is paper Eq. 7
+}
+
+TEST_CASE("bad input: nn Linear: output or gradient with the wrong number of columns", "[reliability]") {
+  icl::nn::Linear<double, 3, 2> lin;
+  const icl::Seq<double, 3> x = icl::Seq<double, 3>::Ones(3, 5);
+  icl::Seq<double, 2> y(2, 4), dy = icl::Seq<double, 2>::Ones(2, 4);
+  icl::Seq<double, 3> dx(3, 5);
+  CHECK_INVALID(lin.forward(x, y), "Linear::forward: y: expected 5 columns (as x), got 4");
+  CHECK_INVALID(lin.forward_add(x, y), "Linear::forward_add: y: expected 5 columns (as x), got 4");
+  CHECK_INVALID(lin.accumulate_grad(x, dy), "Linear::accumulate_grad: dy: expected 5 columns (as x), got 4");
+  CHECK_INVALID(lin.backward_input(dy, dx), "Linear::backward_input: dx: expected 4 columns (as dy), got 5");
 }
 
 TEST_CASE("bad input: nn BatchLoss: zero threads, wrong target size, T beyond TMax", "[reliability]") {

@@ -83,8 +83,8 @@ class CausalAttention {
     /// packets (causal_softmax_blocks). Read them through weights().
     Mat<S> attn;
     Seq<S, M * DV> heads;   ///< concatenated head outputs, M·DV x N
-    Seq<S, M * DV> dheads;  ///< backward scratch: dL/d[O_1; …; O_M], M·DV x N
-    Seq<S, P> dqkv;         ///< backward scratch: dL/d[Q; K; V], P x N
+    Seq<S, M * DV> dheads;  ///< backward scratch: dL/d[O_1; …; O_M] in its first N columns (never shrinks)
+    Seq<S, P> dqkv;         ///< backward scratch: dL/d[Q; K; V] in its first N columns (never shrinks)
     /// Backward scratch: dL/dA_j of the current (sequence, head), causal_padded_rows(T) x T.
     Mat<S> dA;
     int T = 0;  ///< tokens per sequence of the last forward() (backward() reuses it)
@@ -110,8 +110,12 @@ class CausalAttention {
   Scores scores() const { return scores_; }
   /// The factor on the scores K_jᵀQ_j (Eq. T2).
   S scale() const { return scale_; }
-  /// Changes the score factor (e.g. 1 for the paper's block, which has no 1/sqrt); not validated.
-  void set_scale(S s) { scale_ = s; }
+  /// Changes the score factor (e.g. 1 for the paper's block, which has no 1/sqrt).
+  /// @throws icl::InvalidArgument unless s is finite.
+  void set_scale(S s) {
+    ICL_CHECK_ARG(std::isfinite(s), "CausalAttention::set_scale: s: expected finite, got ", s);
+    scale_ = s;
+  }
 
   /// The stacked projection [W^Q; W^K; W^V] (P x H) and its bias (P).
   Linear<S, H, P>& in_proj() { return in_proj_; }
@@ -156,31 +160,33 @@ class CausalAttention {
     const int T = c.T;
     const Eigen::Index B = N / T;
     const Eigen::Index Tp = causal_padded_rows(T);
-    c.dheads.resize(M * DV, N);
-    c.dqkv.resize(P, N);
+    // Backward scratch: the first N columns of dheads and dqkv (grown, never shrunk: see
+    // detail::scratch_cols).
+    Out<S> dheads = detail::scratch_cols(c.dheads, M * DV, N);
+    Out<S> dqkv = detail::scratch_cols(c.dqkv, P, N);
     c.dA.resize(Tp, T);
     const int np = causal_panels(T);
     // Every per-head product below accumulates (+=) into zeroed memory: Eigen's `=` product would
     // zero its destination itself, column by column (DV or T entries each), which costs more than
     // these contiguous passes. dqkv is zeroed here in one pass, dA (contiguous Tp x T) per head.
-    c.dqkv.setZero();
+    dqkv.setZero();
     out_proj_.accumulate_grad(c.heads, dy);
-    out_proj_.backward_input(dy, c.dheads);
+    out_proj_.backward_input(dy, dheads);
     for (Eigen::Index b = 0; b < B; ++b) {
       for (int j = 0; j < M; ++j) {
         const Eigen::Ref<const Mat<S>> Q = c.qkv.block(row_q(j), b * T, DQK, T);
         const Eigen::Ref<const Mat<S>> K = c.qkv.block(row_k(j), b * T, DQK, T);
         const Eigen::Ref<const Mat<S>> V = c.qkv.block(row_v(j), b * T, DV, T);
         const Eigen::Ref<const Mat<S>> A = c.attn.block(0, (b * M + j) * T, T, T);
-        const Eigen::Ref<const Mat<S>> dO = c.dheads.block(j * DV, b * T, DV, T);
+        const Eigen::Ref<const Mat<S>> dO = dheads.block(j * DV, b * T, DV, T);
         // dA zeroed: its padding rows and the entries below the staircase of panels (Eq. T9) are
         // never written by the products; Eq. T7 reads them (times exact zeros of A, so they must be
         // finite) and writes back zeros.
         c.dA.setZero();
         Eigen::Ref<Mat<S>> dA = c.dA.topRows(T);
-        auto dV = c.dqkv.block(row_v(j), b * T, DV, T);
-        auto dQ = c.dqkv.block(row_q(j), b * T, DQK, T);
-        auto dK = c.dqkv.block(row_k(j), b * T, DQK, T);
+        auto dV = dqkv.block(row_v(j), b * T, DV, T);
+        auto dQ = dqkv.block(row_q(j), b * T, DQK, T);
+        auto dK = dqkv.block(row_k(j), b * T, DQK, T);
         // Eqs. T5, T6 over the panels of Eq. T9: dV = dO Aᵀ by row panels of A, dA = Vᵀ dO by column panels.
         for (int p = 0; p < np; ++p) {
           const Eigen::Index c0 = panel_begin(p, np, T), w = panel_begin(p + 1, np, T) - c0;
@@ -199,8 +205,8 @@ class CausalAttention {
         }
       }
     }
-    in_proj_.accumulate_grad(x, c.dqkv);
-    in_proj_.backward_input(c.dqkv, dx);
+    in_proj_.accumulate_grad(x, dqkv);
+    in_proj_.backward_input(dqkv, dx);
   }
 
   /// "in_proj_weight", "in_proj_bias" (with qkv_bias), "out_proj.weight", "out_proj.bias" (with

@@ -31,7 +31,7 @@ class FeedForward {
   struct Cache {
     Seq<S, F> pre;     ///< W1 x + b1
     Seq<S, F> post;    ///< σ(pre)
-    Seq<S, F> dinner;  ///< backward scratch: dL/d(pre), F x T
+    Seq<S, F> dinner;  ///< backward scratch: dL/d(pre) in its first T columns (never shrinks)
   };
 
   /// Zero weights and biases, activation σ = `act` (default: erf GeLU, PyTorch's 'gelu').
@@ -61,12 +61,12 @@ class FeedForward {
 
   /// Accumulates parameter gradients, writes dx (may alias dy).
   void backward(const In<S>& x, Cache& c, const In<S>& dy, Out<S> dx) {
-    c.dinner.resize(F, x.cols());
+    Out<S> dinner = detail::scratch_cols(c.dinner, F, x.cols());
     linear2.accumulate_grad(c.post, dy);
-    linear2.backward_input(dy, c.dinner);
-    activation_backward(act_, c.pre, c.dinner, c.dinner);
-    linear1.accumulate_grad(x, c.dinner);
-    linear1.backward_input(c.dinner, dx);
+    linear2.backward_input(dy, dinner);
+    activation_backward(act_, c.pre, dinner, dinner);
+    linear1.accumulate_grad(x, dinner);
+    linear1.backward_input(dinner, dx);
   }
 
   /// "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias" after `prefix`.

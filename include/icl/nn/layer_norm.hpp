@@ -51,8 +51,12 @@ class LayerNorm {
   bool affine() const { return affine_; }
   /// The eps added to the variance.
   S eps() const { return eps_; }
-  /// Changes eps (not validated here: keep it finite and >= 0; eps = 0 is paper Eq. 7).
-  void set_eps(S eps) { eps_ = eps; }
+  /// Changes eps (eps = 0 is paper Eq. 7).
+  /// @throws icl::InvalidArgument unless eps is finite and >= 0.
+  void set_eps(S eps) {
+    ICL_CHECK_ARG(eps >= 0 && std::isfinite(eps), "LayerNorm::set_eps: eps: expected finite >= 0, got ", eps);
+    eps_ = eps;
+  }
   /// Gain g, H entries, writable (used only when affine()).
   typename HeapMatrix<S, H, 1>::MapType weight() { return g_.map(); }
   /// Gain g, H entries, read-only.

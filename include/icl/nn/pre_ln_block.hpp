@@ -81,6 +81,11 @@ class PreLNBlock {
     int T = 0;                   ///< tokens per sequence of the last forward()
     /// Backward scratch, dL/dx of one tile (H x tile_seqs·T).
     SeqType d1, d2;  ///< backward scratch, dL/d(LN1 h) of one tile
+    /// Backward scratch of the attention and the MLP, one set for all tiles: backward() swaps it
+    /// into each tile's layer caches in turn (an O(1) exchange of buffers), so the scratch is
+    /// written while still in cache from the previous tile instead of once per tile across memory.
+    typename Attention::Cache attn_scratch;
+    typename FeedForward<S, H, F>::Cache ff_scratch;  ///< MLP part of the shared backward scratch
     /// Attention weights of head j in sequence b (T x T; column = query, row = key).
     typename Mat<S>::ConstBlockXpr weights(Eigen::Index b, int j) const {
       return tiles.at(static_cast<std::size_t>(b / tile_seqs)).attn.weights(b % tile_seqs, j);
@@ -170,12 +175,14 @@ class PreLNBlock {
       auto dht = dh.middleCols(c0, nc);
       auto d1 = c.d1.leftCols(nc);
       auto d2 = c.d2.leftCols(nc);
+      swap_scratch(k, c);
       ff.backward(k.z, k.ff, dt, d1);
       norm2.backward(k.norm2, d1, d1);
       d1 += dt;  // dx (Eq. P3)
       attn.backward(k.y, k.attn, d1, d2);
       norm1.backward(k.norm1, d2, dht);
       dht += d1;  // Eq. P4
+      swap_scratch(k, c);  // (if a layer throws, the buffers stay exchanged: harmless, scratch only)
     }
   }
 
@@ -201,6 +208,14 @@ class PreLNBlock {
   }
 
  private:
+  // Exchanges the backward scratch buffers of tile k's layer caches with the block's shared ones.
+  static void swap_scratch(Tile& k, Cache& c) {
+    k.attn.dheads.swap(c.attn_scratch.dheads);
+    k.attn.dqkv.swap(c.attn_scratch.dqkv);
+    k.attn.dA.swap(c.attn_scratch.dA);
+    k.ff.dinner.swap(c.ff_scratch.dinner);
+  }
+
   int tile_sequences_;  // PreLNBlockOptions::tile_sequences (0: automatic)
 };
 

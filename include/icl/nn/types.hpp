@@ -23,6 +23,15 @@ template <class S>
 Eigen::Map<const Mat<S>> dyn(const S* p, Eigen::Index r, Eigen::Index c) {
   return Eigen::Map<const Mat<S>>(p, r, c);
 }
+
+/// The first `cols` columns of a backward scratch matrix `m` with `rows` rows, growing `m` when it is
+/// narrower (or has other rows) and never shrinking it: a block's tiles of different widths then
+/// share one buffer without reallocating (PreLNBlock::backward).
+template <class MatT>
+Out<typename MatT::Scalar> scratch_cols(MatT& m, Eigen::Index rows, Eigen::Index cols) {
+  if (m.rows() != rows || m.cols() < cols) m.resize(rows, cols);
+  return m.leftCols(cols);
+}
 }  // namespace detail
 
 }  // namespace icl::nn
