@@ -270,10 +270,10 @@ class CausalAttention {
   // Eq. T9: the per-head T x T products run over np column panels of the queries, [c_p, c_{p+1}).
   // Weight column i (query i) is zero below row i, so panel p of A, Z and dA is zero below row
   // c_{p+1} and every product with them skips that block: (np+1)/(2·np) of the dense work for equal
-  // panels. Panels are about 32 columns wide (measured at T = 79 on AVX-512: 2 and 4 panels tie, both
-  // 10-15 % faster than 1 for the attention's forward+backward; narrower panels make products too
-  // small for the GEMM kernel to pay its packing), with edges at multiples of 8 (whole SIMD packets
-  // of the result rows for float AVX). One panel (no split) below T = 48.
+  // panels. Panels are about 32 columns wide (measured at T = 79 on AVX-512, attention forward+
+  // backward: 2 and 4 panels tie, 5-10 % faster than 1 at H = 64-128; 3 panels were slower than 2),
+  // with edges at multiples of 8 (whole SIMD packets of the result rows for float AVX; edges at
+  // multiples of 4 or 16 measured slower). One panel (no split) below T = 48.
   static int causal_panels(int T) { return std::max(1, (T + 16) / 32); }
   static Eigen::Index panel_begin(int p, int np, int T) {
     return p == np ? T : (Eigen::Index(p) * T / np + 7) / 8 * 8;
