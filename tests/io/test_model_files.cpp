@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "icl/construct/transformer.hpp"
@@ -139,7 +140,9 @@ TEMPLATE_TEST_CASE("ConstructedTransformer::save / load round-trip without a reb
                    "[io][model-file][construct]", float, double) {
   using S = TestType;
   const auto gd = icl::construct::gd_transformer<S, 2>(3, 0.1, 0.05);
-  const std::string path = tmp_path("gd");
+  // one file per scalar type: ctest runs the float and double cases in parallel processes, and a
+  // shared name let one read the file while the other was rewriting it (seen under ASan, -j2)
+  const std::string path = tmp_path(std::is_same_v<S, float> ? "gd_f32" : "gd_f64");
   gd.save(path);
   const auto st = icl::io::SafeTensors::load(path);
   CHECK(st.info("schedule").dtype == icl::io::DType::I64);
