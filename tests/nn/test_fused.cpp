@@ -204,11 +204,15 @@ struct DenseAttention {
     Mat<double> qkv = w_in * x;
     if (attn.in_proj().has_bias()) qkv.colwise() += Mat<double>(attn.in_proj().bias()).col(0);
     Mat<double> heads(M * DV, N), dheads, dqkv(qkv.rows(), N);
+    // rows [r, r + n) of the projections for sequence b: one head's Q_j, K_j or V_j
+    auto head = [&](Eigen::Index r, Eigen::Index b, Eigen::Index n) -> Mat<double> {
+      return qkv.block(r, b * T, n, T);
+    };
     std::vector<Mat<double>> As;
     for (Eigen::Index b = 0; b < B; ++b)
       for (int j = 0; j < M; ++j) {
-        const Mat<double> Q = qkv.block(j * DQK, b * T, DQK, T), K = qkv.block((M + j) * DQK, b * T, DQK, T),
-                          V = qkv.block(2 * M * DQK + j * DV, b * T, DV, T);
+        const Mat<double> Q = head(j * DQK, b, DQK), K = head((M + j) * DQK, b, DQK),
+                          V = head(2 * M * DQK + j * DV, b, DV);
         const Mat<double> Z = scale * K.transpose() * Q;
         Mat<double> A(T, T);
         if (softmax)
@@ -225,8 +229,8 @@ struct DenseAttention {
     dheads = w_out.transpose() * dy;
     for (Eigen::Index b = 0; b < B; ++b)
       for (int j = 0; j < M; ++j) {
-        const Mat<double> Q = qkv.block(j * DQK, b * T, DQK, T), K = qkv.block((M + j) * DQK, b * T, DQK, T),
-                          V = qkv.block(2 * M * DQK + j * DV, b * T, DV, T);
+        const Mat<double> Q = head(j * DQK, b, DQK), K = head((M + j) * DQK, b, DQK),
+                          V = head(2 * M * DQK + j * DV, b, DV);
         const Mat<double>& A = As[static_cast<std::size_t>(b * M + j)];
         const Mat<double> dO = dheads.block(j * DV, b * T, DV, T);
         const Mat<double> dA = V.transpose() * dO;

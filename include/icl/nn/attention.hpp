@@ -165,7 +165,6 @@ class CausalAttention {
     Out<S> dheads = detail::scratch_cols(c.dheads, M * DV, N);
     Out<S> dqkv = detail::scratch_cols(c.dqkv, P, N);
     c.dA.resize(Tp, T);
-    const int np = causal_panels(T);
     // Every per-head product below accumulates (+=) into zeroed memory: Eigen's `=` product would
     // zero its destination itself, column by column (DV or T entries each), which costs more than
     // these contiguous passes. dqkv is zeroed here in one pass, dA (contiguous Tp x T) per head.
@@ -188,21 +187,20 @@ class CausalAttention {
         auto dQ = dqkv.block(row_q(j), b * T, DQK, T);
         auto dK = dqkv.block(row_k(j), b * T, DQK, T);
         // Eqs. T5, T6 over the panels of Eq. T9: dV = dO Aᵀ by row panels of A, dA = Vᵀ dO by column panels.
-        for (int p = 0; p < np; ++p) {
-          const Eigen::Index c0 = panel_begin(p, np, T), w = panel_begin(p + 1, np, T) - c0;
+        for_each_panel(T, [&](Eigen::Index c0, Eigen::Index w) {
           dV.middleCols(c0, w).noalias() += dO.rightCols(T - c0) * A.block(c0, c0, w, T - c0).transpose();
           dA.block(0, c0, c0 + w, w).noalias() += V.leftCols(c0 + w).transpose() * dO.middleCols(c0, w);
-        }
+        });
         if (scores_ == Scores::softmax)
           causal_softmax_blocks_backward<S>(c.attn.middleCols((b * M + j) * T, T), c.dA, c.dA);  // Eq. T7
         else
           dA.template triangularView<Eigen::StrictlyLower>().setZero();
         // Eq. T8: dQ = scale · K dA by column panels, dK = scale · Q dAᵀ by row panels of dA.
-        for (int p = 0; p < np; ++p) {
-          const Eigen::Index c0 = panel_begin(p, np, T), w = panel_begin(p + 1, np, T) - c0;
+        for_each_panel(T, [&](Eigen::Index c0, Eigen::Index w) {
           dQ.middleCols(c0, w).noalias() += scale_ * (K.leftCols(c0 + w) * dA.block(0, c0, c0 + w, w));
-          dK.middleCols(c0, w).noalias() += scale_ * (Q.rightCols(T - c0) * dA.block(c0, c0, w, T - c0).transpose());
-        }
+          dK.middleCols(c0, w).noalias() +=
+              scale_ * (Q.rightCols(T - c0) * dA.block(c0, c0, w, T - c0).transpose());
+        });
       }
     }
     in_proj_.accumulate_grad(x, dqkv);
@@ -239,7 +237,6 @@ class CausalAttention {
     c.attn.resize(causal_padded_rows(T), B * M * T);
     c.heads.resize(M * DV, N);
     in_proj_.forward(x, c.qkv);
-    const int np = causal_panels(T);
     c.heads.setZero();  // the products accumulate into zeroed memory (see backward())
     for (Eigen::Index b = 0; b < B; ++b) {
       for (int j = 0; j < M; ++j) {
@@ -251,18 +248,17 @@ class CausalAttention {
         c.attn.middleCols((b * M + j) * T, T).setZero();  // contiguous Tp x T
         // Eq. T2 (Z = scale · KᵀQ) over the column panels of Eq. T9: the masked entries below the
         // staircase are skipped (the softmax never reads them).
-        for (int p = 0; p < np; ++p) {
-          const Eigen::Index c0 = panel_begin(p, np, T), w = panel_begin(p + 1, np, T) - c0;
-          A.block(0, c0, c0 + w, w).noalias() += scale_ * (K.leftCols(c0 + w).transpose() * Q.middleCols(c0, w));
-        }
+        for_each_panel(T, [&](Eigen::Index c0, Eigen::Index w) {
+          A.block(0, c0, c0 + w, w).noalias() +=
+              scale_ * (K.leftCols(c0 + w).transpose() * Q.middleCols(c0, w));
+        });
         if (scores_ == Scores::softmax)
           causal_softmax_blocks<S>(c.attn.middleCols((b * M + j) * T, T), T);
         else
           A.template triangularView<Eigen::StrictlyLower>().setZero();
-        for (int p = 0; p < np; ++p) {  // Eq. T3: O = V A, column panels of A
-          const Eigen::Index c0 = panel_begin(p, np, T), w = panel_begin(p + 1, np, T) - c0;
+        for_each_panel(T, [&](Eigen::Index c0, Eigen::Index w) {  // Eq. T3: O = V A, column panels of A
           O.middleCols(c0, w).noalias() += V.leftCols(c0 + w) * A.block(0, c0, c0 + w, w);
-        }
+        });
       }
     }
   }
@@ -277,6 +273,15 @@ class CausalAttention {
   static int causal_panels(int T) { return std::max(1, (T + 16) / 32); }
   static Eigen::Index panel_begin(int p, int np, int T) {
     return p == np ? T : (Eigen::Index(p) * T / np + 7) / 8 * 8;
+  }
+  // Calls f(c0, w) for every panel [c0, c0 + w) of Eq. T9, in order.
+  template <class F>
+  static void for_each_panel(int T, F&& f) {
+    const int np = causal_panels(T);
+    for (int p = 0; p < np; ++p) {
+      const Eigen::Index c0 = panel_begin(p, np, T);
+      f(c0, panel_begin(p + 1, np, T) - c0);
+    }
   }
 
   static constexpr Eigen::Index row_q(int j) { return Eigen::Index(j) * DQK; }

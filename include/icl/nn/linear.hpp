@@ -54,7 +54,8 @@ class Linear {
   /// y = W x + b (every column). `y` must already have x.cols() columns.
   /// @throws icl::InvalidArgument if it has not (a Ref cannot be resized).
   void forward(const In<S>& x, Out<S> y) const {
-    ICL_CHECK_ARG(y.cols() == x.cols(), "Linear::forward: y: expected ", x.cols(), " columns (as x), got ", y.cols());
+    ICL_CHECK_ARG(y.cols() == x.cols(), "Linear::forward: y: expected ", x.cols(), " columns (as x), got ",
+                  y.cols());
     if (has_bias_) {
       // y = b 1ᵀ, then the product accumulates onto it: one pass over y fewer than writing W x
       // (which Eigen's GEMM starts by zeroing y) and adding b afterwards
@@ -68,16 +69,16 @@ class Linear {
   /// y += W x + b (every column): forward() added onto y, e.g. a residual stream, without the
   /// zeroing pass of a product into a fresh output. `y` must already have x.cols() columns.
   void forward_add(const In<S>& x, Out<S> y) const {
-    ICL_CHECK_ARG(y.cols() == x.cols(), "Linear::forward_add: y: expected ", x.cols(), " columns (as x), got ",
-                  y.cols());
+    ICL_CHECK_ARG(y.cols() == x.cols(), "Linear::forward_add: y: expected ", x.cols(),
+                  " columns (as x), got ", y.cols());
     if (has_bias_) y.colwise() += Eigen::Map<const Vec<S>>(b_.data(), NOut);
     y.noalias() += detail::dyn(w_.data(), NOut, NIn) * x;
   }
 
   /// Accumulates parameter gradients for upstream dy at input x: dW += dy xᵀ, db += dy 1 (Eq. L1).
   void accumulate_grad(const In<S>& x, const In<S>& dy) {
-    ICL_CHECK_ARG(dy.cols() == x.cols(), "Linear::accumulate_grad: dy: expected ", x.cols(), " columns (as x), got ",
-                  dy.cols());
+    ICL_CHECK_ARG(dy.cols() == x.cols(), "Linear::accumulate_grad: dy: expected ", x.cols(),
+                  " columns (as x), got ", dy.cols());
     Eigen::Map<Mat<S>>(dw_.data(), NOut, NIn).noalias() += dy * x.transpose();
     if (has_bias_) Eigen::Map<Mat<S>>(db_.data(), NOut, 1).noalias() += dy.rowwise().sum();
   }

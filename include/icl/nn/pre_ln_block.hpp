@@ -181,7 +181,7 @@ class PreLNBlock {
       d1 += dt;  // dx (Eq. P3)
       attn.backward(k.y, k.attn, d1, d2);
       norm1.backward(k.norm1, d2, dht);
-      dht += d1;  // Eq. P4
+      dht += d1;           // Eq. P4
       swap_scratch(k, c);  // (if a layer throws, the buffers stay exchanged: harmless, scratch only)
     }
   }
