@@ -2,32 +2,44 @@
 /// CSV writer for result tables (RFC 4180 quoting; numbers printed to round-trip precision).
 #pragma once
 
+#include <unistd.h>
+
 #include <Eigen/Core>
 #include <charconv>
-#include <fstream>
+#include <filesystem>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 
 #include "icl/core/error.hpp"
+#include "icl/io/atomic_file.hpp"
 
 namespace icl::io {
 
-/// Writes a header line at construction, then one line per row() call.
+/// A CSV file built row by row: a header line at construction, then one line per row() call.
+/// The text is kept in memory and written with io::write_file_atomic on every flush() (and by the
+/// destructor if rows were added since): the file on disk is always complete, holding the rows of
+/// the last flush, and a crash never truncates it or an earlier version (docs/io.md).
 ///
 /// Numbers are written in the shortest form that reads back to the same double; strings are
 /// quoted when they contain a comma, quote or line break.
-/// @throws icl::IoError if the file cannot be opened or written;
+/// @throws icl::IoError if the folder does not exist or is not writable (at construction) or a
+///         write fails (flush);
 ///         icl::InvalidArgument if a row's width differs from the header's.
 class CsvWriter {
  public:
-  /// Opens `path` (truncating it) and writes the header row.
-  CsvWriter(const std::string& path, std::vector<std::string> header)
-      : path_(path), cols_(header.size()), out_(path, std::ios::trunc) {
-    ICL_CHECK_IO(out_.good(), "CsvWriter: cannot open '", path, "' for writing");
+  /// Starts the table with its header row; nothing is written to `path` before the first flush().
+  CsvWriter(const std::string& path, std::vector<std::string> header) : path_(path), cols_(header.size()) {
     ICL_CHECK_ARG(!header.empty(), "CsvWriter: header: expected at least one column");
+    std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    if (dir.empty()) dir = ".";
+    std::error_code ec;
+    ICL_CHECK_IO(!path.empty() && std::filesystem::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0 &&
+                     !std::filesystem::is_directory(path, ec),
+                 "CsvWriter: cannot open '", path, "' for writing (its folder is missing or not writable)");
     write_fields(header);
   }
 
@@ -49,12 +61,23 @@ class CsvWriter {
     write_fields(fields);
   }
 
-  /// Flushes; @throws icl::IoError if any write failed.
+  /// Writes the whole table atomically; @throws icl::IoError if the write fails.
   void flush() {
-    out_.flush();
-    ICL_CHECK_IO(out_.good(), "CsvWriter: writing '", path_, "' failed");
+    write_file_atomic(path_, text_);
+    dirty_ = false;
   }
-  ~CsvWriter() { out_.flush(); }
+  /// Flushes rows added since the last flush(); a failure here is not reported (call flush()).
+  ~CsvWriter() {
+    if (!dirty_) return;
+    try {
+      write_file_atomic(path_, text_);
+    } catch (...) {  // a destructor must not throw
+    }
+  }
+  CsvWriter(const CsvWriter&) = delete;
+  CsvWriter& operator=(const CsvWriter&) = delete;
+  /// The text of the table so far (header and rows).
+  const std::string& text() const { return text_; }
 
   /// A field's text: numbers in the shortest form that reads back to the same double (float and long
   /// double via double), integers in decimal, strings unchanged (quoting happens when the row is written).
@@ -87,14 +110,18 @@ class CsvWriter {
     return q + "\"";
   }
   void write_fields(const std::vector<std::string>& f) {
-    for (std::size_t i = 0; i < f.size(); ++i) out_ << (i ? "," : "") << quote(f[i]);
-    out_ << '\n';
-    ICL_CHECK_IO(out_.good(), "CsvWriter: writing '", path_, "' failed");
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      if (i) text_ += ',';
+      text_ += quote(f[i]);
+    }
+    text_ += '\n';
+    dirty_ = true;
   }
 
   std::string path_;
   std::size_t cols_;
-  std::ofstream out_;
+  std::string text_;
+  bool dirty_ = false;
 };
 
 /// Writes a matrix as CSV with the given column names (one row per matrix row).

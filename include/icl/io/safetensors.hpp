@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "icl/core/error.hpp"
+#include "icl/io/atomic_file.hpp"
 #include "icl/io/detail/json.hpp"
 
 namespace icl::io {
@@ -392,15 +393,10 @@ class SafeTensors {
     return st;
   }
 
-  /// Writes the file. @throws icl::IoError if it cannot be written.
-  void save(const std::string& path) const {
-    const std::string bytes = to_bytes();
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    ICL_CHECK_IO(f.good(), "safetensors: cannot open '", path, "' for writing");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.close();
-    ICL_CHECK_IO(f.good(), "safetensors: writing '", path, "' failed");
-  }
+  /// Writes the file atomically (io::write_file_atomic: a temporary file in the same folder, synced,
+  /// renamed over `path`): a crash during the write leaves the previous file intact.
+  /// @throws icl::IoError if it cannot be written.
+  void save(const std::string& path) const { write_file_atomic(path, to_bytes()); }
 
   /// Reads and validates a file. @throws icl::IoError naming the problem.
   static SafeTensors load(const std::string& path) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -105,7 +106,10 @@ inline void load_rng(const io::SafeTensors& st, Rng& rng, const std::string& nam
         static_cast<std::uint64_t>(h(2 * i)) | (static_cast<std::uint64_t>(h(2 * i + 1)) << 32);
   }
   s.spare = st.get_scalar(name + ".spare");
-  s.has_spare = st.get_scalar(name + ".has_spare") != 0.0;
+  ICL_CHECK_IO(std::isfinite(s.spare), "checkpoint: '", name, ".spare' must be finite, got ", s.spare);
+  const double has = st.get_scalar(name + ".has_spare");
+  ICL_CHECK_IO(has == 0.0 || has == 1.0, "checkpoint: '", name, ".has_spare' must be 0 or 1, got ", has);
+  s.has_spare = has != 0.0;
   rng.set_state(s);
 }
 
@@ -136,6 +140,38 @@ inline void check_architecture(const io::SafeTensors& st, const std::map<std::st
   }
 }
 
+/// Checks a file's run identity (the "run." metadata keys: Trainer::run_identity(), docs/train.md
+/// "Run identity") against `expected`: every "run." key of either must be in both with the same
+/// value. @throws icl::InvalidArgument naming every field that differs, with both values ("run.steps
+/// = 20 in the checkpoint, 6000 in this run; ..."), or saying that the file has no run identity at
+/// all (written before run identities, icl 0.1, or not by a training run).
+inline void check_run(const io::SafeTensors& st, const std::map<std::string, std::string>& expected,
+                      const std::string& context) {
+  const auto is_run = [](const std::string& k) { return k.rfind("run.", 0) == 0; };
+  bool any = false;
+  for (const auto& [k, v] : st.metadata) any = any || is_run(k);
+  ICL_CHECK_ARG(any, context,
+                ": the file has no run identity (no 'run.' metadata): it was written before run identities "
+                "(icl 0.1) or not by a training run, so it cannot be checked against this run");
+  std::string diff;
+  int count = 0;
+  const auto add = [&](const std::string& k, const std::string& theirs, const std::string& mine) {
+    diff += (count++ ? "; " : "") + k + " = " + theirs + " in the " + context + ", " + mine + " in this run";
+  };
+  for (const auto& [k, want] : expected) {
+    if (!is_run(k)) continue;
+    const auto it = st.metadata.find(k);
+    if (it == st.metadata.end())
+      add(k, "(missing)", want);
+    else if (it->second != want)
+      add(k, it->second, want);
+  }
+  for (const auto& [k, have] : st.metadata)
+    if (is_run(k) && !expected.count(k)) add(k, have, "(not set)");
+  ICL_CHECK_ARG(count == 0, context, " belongs to another run: ", count, count == 1 ? " field differs: " : " fields differ: ",
+                diff);
+}
+
 /// Writes a trained model (icl::nn::Transformer) as a self-describing weights file: the parameters
 /// under their docs/nn.md names in the dtype of its scalar (long double as F64, metadata
 /// "scalar" = "long double"), the architecture as metadata (Transformer::architecture(), docs/io.md)
@@ -151,9 +187,20 @@ io::SafeTensors model_to_safetensors(const Model& model) {
   return st;
 }
 template <class Model>
-/// Writes model_to_safetensors(model) to `path`. @throws icl::IoError if it cannot be written.
+/// Writes model_to_safetensors(model) to `path` (atomically). @throws icl::IoError if it cannot be
+/// written.
 void save_model(const Model& model, const std::string& path) {
   model_to_safetensors(model).save(path);
+}
+/// Writes model_to_safetensors(model) with the run's identity (Trainer::run_identity(), the "run."
+/// keys) as metadata, so that a later load can check the file against the run it is meant to be
+/// (load_model with an identity). @throws icl::IoError if it cannot be written.
+template <class Model>
+void save_model(const Model& model, const std::string& path, const std::map<std::string, std::string>& identity) {
+  io::SafeTensors st = model_to_safetensors(model);
+  for (const auto& [k, v] : identity)
+    if (k.rfind("run.", 0) == 0) st.metadata[k] = v;
+  st.save(path);
 }
 
 /// Loads a model file (save_model) or a training checkpoint into `model`: checks the architecture
@@ -168,6 +215,15 @@ template <class Model>
 /// Reads `path` and loads it into `model` (see the overload above).
 void load_model(Model& model, const std::string& path) {
   load_model(model, io::SafeTensors::load(path), "model file '" + path + "'");
+}
+/// Reads `path`, checks that it was written by the run `identity` (check_run: every "run." key
+/// equal) and loads it into `model`. @throws icl::InvalidArgument naming the fields of another run;
+/// IoError as load_model. The model is unchanged unless everything checks.
+template <class Model>
+void load_model(Model& model, const std::string& path, const std::map<std::string, std::string>& identity) {
+  const io::SafeTensors st = io::SafeTensors::load(path);
+  check_run(st, identity, "model file '" + path + "'");
+  load_model(model, st, "model file '" + path + "'");
 }
 
 }  // namespace icl::train

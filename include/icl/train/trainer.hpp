@@ -8,11 +8,13 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -29,6 +31,7 @@
 #include "icl/train/clip.hpp"
 #include "icl/train/optimizer_state.hpp"
 #include "icl/train/schedule.hpp"
+#include "icl/train/signals.hpp"
 
 namespace icl::train {
 
@@ -60,6 +63,10 @@ struct TrainConfig {
   std::int64_t checkpoint_every = 0;    ///< checkpoint every this many steps (0: only at the end)
   std::string checkpoint_path;          ///< where checkpoints go ("" = no checkpoints)
   nn::BatchOptions batch_options;       ///< threads over the batch (result independent of threads)
+  /// Settings outside this struct that also define the run (the weight initialisation's scheme and
+  /// seed, the experiment's name, ...): stored in checkpoints as "run.<key>" next to run_identity()'s
+  /// fields and compared on resume like them. Keys: non-empty, letters, digits, '.', '_' and '-'.
+  std::map<std::string, std::string> identity;
 
   /// Throws icl::InvalidArgument naming the first field out of range (as TrainConfig.field).
   void validate() const {
@@ -76,8 +83,64 @@ struct TrainConfig {
     ICL_CHECK_ARG(log_every >= 0, "TrainConfig.log_every: expected >= 0, got ", log_every);
     ICL_CHECK_ARG(checkpoint_every >= 0, "TrainConfig.checkpoint_every: expected >= 0, got ",
                   checkpoint_every);
+    ICL_CHECK_ARG(batch_options.chunk_sequences >= 0,
+                  "TrainConfig.batch_options.chunk_sequences: expected >= 0, got ", batch_options.chunk_sequences);
+    for (const auto& [k, v] : identity) {
+      bool ok = !k.empty();
+      for (const char c : k)
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-');
+      ICL_CHECK_ARG(ok, "TrainConfig.identity: key '", k,
+                    "': expected a non-empty name of letters, digits, '.', '_' and '-'");
+    }
   }
 };
+
+/// Version of the run-identity keys below; stored as run.identity_version.
+inline constexpr int kRunIdentityVersion = 1;
+
+/// The run's identity (docs/train.md "Run identity", docs/sweeps.md): every setting of `cfg` that
+/// changes the result of training (the weights, the optimiser state and the evaluation losses), as
+/// metadata keys named after the TrainConfig field path with the prefix "run." (run.steps,
+/// run.task.noise_std, run.optimizer.lr, ...) and the value's text (numbers in the shortest form
+/// that reads back to the same double), plus cfg.identity as run.<key>. Derived values are stored
+/// resolved: run.warmup_steps is the warmup actually used (steps / 5 for -1) and
+/// run.batch_options.chunk_sequences the chunk actually used (batch for 0). Not part of it, since
+/// they do not change the result: eval_every, log_every, checkpoint_every, checkpoint_path and
+/// batch_options.threads.
+inline std::map<std::string, std::string> run_identity(const TrainConfig& cfg) {
+  const auto num = [](double v) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+  };
+  const auto integer = [](std::int64_t v) { return std::to_string(v); };
+  std::map<std::string, std::string> id;
+  for (const auto& [k, v] : cfg.identity) id["run." + k] = v;
+  id["run.identity_version"] = integer(kRunIdentityVersion);
+  id["run.steps"] = integer(cfg.steps);
+  id["run.batch"] = integer(cfg.batch);
+  id["run.task.n"] = integer(cfg.task.n);
+  id["run.task.x_std"] = num(cfg.task.x_std);
+  id["run.task.w_std"] = num(cfg.task.w_std);
+  id["run.task.noise_std"] = num(cfg.task.noise_std);
+  id["run.task.w_mean"] = num(cfg.task.w_mean);
+  id["run.optimizer.lr"] = num(cfg.optimizer.lr);
+  id["run.optimizer.beta1"] = num(cfg.optimizer.beta1);
+  id["run.optimizer.beta2"] = num(cfg.optimizer.beta2);
+  id["run.optimizer.eps"] = num(cfg.optimizer.eps);
+  id["run.optimizer.weight_decay"] = num(cfg.optimizer.weight_decay);
+  id["run.optimizer.amsgrad"] = cfg.optimizer.amsgrad ? "true" : "false";
+  id["run.warmup_steps"] = integer(cfg.warmup_steps < 0 ? cfg.steps / 5 : cfg.warmup_steps);
+  id["run.clip_norm"] = num(cfg.clip_norm);
+  id["run.eval_batch"] = integer(cfg.eval_batch);
+  id["run.seed"] = std::to_string(cfg.seed);
+  id["run.eval_seed"] = std::to_string(cfg.eval_seed);
+  id["run.batch_options.chunk_sequences"] =
+      integer(cfg.batch_options.chunk_sequences > 0 ? std::min(cfg.batch_options.chunk_sequences, cfg.batch)
+                                                    : cfg.batch);
+  return id;
+}
 
 /// One evaluation: the step it was taken at, the mean training loss since the previous record,
 /// and the Eq. 8 loss on the evaluation set, overall and per prefix (entry i: the squared error of
@@ -87,6 +150,16 @@ struct EvalRecord {
   double train_loss = 0;       ///< mean training loss since the previous record
   double eval_loss = 0;        ///< Eq. 8 loss on the evaluation set
   Eigen::VectorXd per_prefix;  ///< entry i: squared error of the prediction made from i examples
+};
+
+/// What a progress line reports (Trainer::set_on_progress).
+struct Progress {
+  std::int64_t step = 0;   ///< optimiser steps taken
+  std::int64_t total = 0;  ///< TrainConfig::steps
+  double loss = 0;         ///< mean training loss since the previous progress line
+  double lr = 0;           ///< learning rate of the last step
+  double steps_per_s = 0;  ///< since the previous progress line
+  double eta_s = 0;        ///< seconds to go at this call's average rate
 };
 
 /// Trains a Transformer (icl::nn) in place.
@@ -180,7 +253,13 @@ class Trainer {
   /// Trains until cfg.steps, evaluating every cfg.eval_every steps (and at the start and the
   /// end), printing progress lines and writing checkpoints. `on_eval` sees every record. Returns
   /// the records of this call (also appended to history()).
+  ///
+  /// Stops early, with interrupted() true, when a signal arrives while a StopSignals object lives
+  /// (train/signals.hpp): at the next step boundary it writes the checkpoint (when
+  /// cfg.checkpoint_path is set) and returns; run() again, or restore() in a new process, continues
+  /// bit-identically.
   std::vector<EvalRecord> run(const std::function<void(const EvalRecord&)>& on_eval = {}) {
+    interrupted_ = false;
     using Clock = std::chrono::steady_clock;
     std::vector<EvalRecord> out;
     const auto record = [&] {
@@ -203,17 +282,28 @@ class Trainer {
     double log_loss = 0;
     std::int64_t log_n = 0;
     while (step_ < cfg_.steps) {
+      if (const int sig = stop_requested()) {
+        if (!cfg_.checkpoint_path.empty()) save_checkpoint(cfg_.checkpoint_path);
+        interrupted_ = true;
+        if (log_)
+          *log_ << "interrupted by signal " << sig << " at step " << step_ << "/" << cfg_.steps
+                << (cfg_.checkpoint_path.empty() ? std::string(" (no checkpoint path: nothing saved)")
+                                                 : "; checkpoint written to " + cfg_.checkpoint_path)
+                << std::endl;
+        return out;
+      }
       log_loss += train_step();
       ++log_n;
-      if (cfg_.log_every > 0 && (step_ % cfg_.log_every == 0 || step_ == cfg_.steps) && log_) {
+      if (cfg_.log_every > 0 && (step_ % cfg_.log_every == 0 || step_ == cfg_.steps) && (log_ || on_progress_)) {
         const auto now = Clock::now();
         const double dt = std::chrono::duration<double>(now - t_last).count();
         const double rate = dt > 0 ? static_cast<double>(step_ - s_last) / dt : 0.0;
         const double total = std::chrono::duration<double>(now - t0).count();
         const double avg = total > 0 ? static_cast<double>(step_ - first) / total : 0.0;
         const double eta = avg > 0 ? static_cast<double>(cfg_.steps - step_) / avg : 0.0;
-        *log_ << progress_line(step_, cfg_.steps, log_loss / static_cast<double>(log_n), opt_.lr(), rate, eta)
-              << std::endl;
+        const Progress p{step_, cfg_.steps, log_loss / static_cast<double>(log_n), opt_.lr(), rate, eta};
+        if (log_) *log_ << progress_line(p.step, p.total, p.loss, p.lr, p.steps_per_s, p.eta_s) << std::endl;
+        if (on_progress_) on_progress_(p);
         t_last = now;
         s_last = step_;
         log_loss = 0;
@@ -237,6 +327,7 @@ class Trainer {
     st.put_scalar("train.n", cfg_.task.n);
     save_rng(st, rng_, "train.rng");
     for (const auto& [k, v] : model_.architecture()) st.metadata[k] = v;  // docs/io.md "Trained models"
+    for (const auto& [k, v] : run_identity()) st.metadata[k] = v;          // docs/train.md "Run identity"
     st.metadata["format"] = "icl.train.checkpoint";
     st.metadata["parameters"] = std::to_string(nn::parameter_count(params_));
     return st;
@@ -253,9 +344,12 @@ class Trainer {
   /// read and checked before anything is written, so on a throw the model, the optimiser, the
   /// step and the RNG are unchanged.
   /// @throws IoError naming the tensor when the checkpoint belongs to another model shape or a
-  ///         tensor is missing or malformed; InvalidArgument when the optimiser settings differ.
+  ///         tensor is missing or malformed; InvalidArgument naming every differing field when the
+  ///         checkpoint belongs to another run (run_identity(): steps, learning rate, schedule, task,
+  ///         seed, ...; check_run) or the optimiser settings differ.
   void restore(const io::SafeTensors& st) {
     check_architecture(st, model_.architecture(), "checkpoint");
+    check_run(st, run_identity(), "checkpoint");
     // parameters first, so that another model shape is reported by the parameter's name
     const auto values = read_parameters(st, params_);
     Optimizer opt = opt_;  // staged copies: committed only when everything has checked
@@ -264,6 +358,9 @@ class Trainer {
     ICL_CHECK_IO(step >= 0 && step <= static_cast<double>(cfg_.steps) && step == std::floor(step),
                  "checkpoint: train.step = ", step, " is not an integer in [0, ", cfg_.steps,
                  "] of this run");
+    ICL_CHECK_IO(static_cast<double>(opt.step_count()) == step, "checkpoint: train.step = ", step,
+                 " but the optimiser state says optim.step = ", opt.step_count(),
+                 " (every training step is one optimiser step): the checkpoint is corrupt");
     Rng rng = rng_;
     load_rng(st, rng, "train.rng");
     for (std::size_t i = 0; i < params_.size(); ++i)
@@ -279,6 +376,18 @@ class Trainer {
 
   /// Optimiser steps taken so far.
   std::int64_t step() const { return step_; }
+  /// Called at every progress line (every cfg.log_every steps and at the last step) by run(), with
+  /// or without a log stream (e.g. to write a status file).
+  void set_on_progress(std::function<void(const Progress&)> f) { on_progress_ = std::move(f); }
+  /// Whether the last run() stopped on a signal before cfg.steps (see run()).
+  bool interrupted() const { return interrupted_; }
+  /// The run's identity: icl::train::run_identity(config()) and the optimiser's decay mode
+  /// (run.optimizer.decay = decoupled | l2). Stored in checkpoints; restore() compares it.
+  std::map<std::string, std::string> run_identity() const {
+    auto id = train::run_identity(cfg_);
+    id["run.optimizer.decay"] = Mode == DecayMode::decoupled ? "decoupled" : "l2";
+    return id;
+  }
   /// The (validated) configuration.
   const TrainConfig& config() const { return cfg_; }
   /// The optimiser (moments, step count, current lr).
@@ -346,6 +455,8 @@ class Trainer {
   double window_loss_ = 0;
   std::int64_t window_steps_ = 0;
   double last_grad_norm_ = 0;
+  bool interrupted_ = false;
+  std::function<void(const Progress&)> on_progress_;
   Mat<S> prompts_, inputs_, targets_, eval_inputs_, eval_targets_;
   typename Model::Cache eval_cache_;
   std::vector<EvalRecord> history_;
