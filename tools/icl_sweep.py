@@ -411,30 +411,31 @@ def _parse_sweep(path: Path, doc: dict, quick: bool) -> Sweep:
     bad = [k for k in q if k not in QUICK_KEYS]
     if bad:
         raise SweepError(f"quick.{bad[0]}: unknown key; [quick] may set {', '.join(QUICK_KEYS)}")
-    if quick and q:
+    if q:  # checked with or without --quick, so that `plan` finds a broken [quick] table
+        qfixed, qaxes = dict(fixed), dict(axes)
+        qzips = [dict(z) for z in zips]
         for k, v in _table("quick.fixed", q.get("fixed")).items():
             _check_key(f"quick.fixed.{_key(k)}", k)
             if k in axes or any(k in z for z in zips):
                 raise SweepError(f"quick.fixed.{_key(k)}: the key is an axis; replace its values "
                                  f"in quick.axes (or quick.zip) instead")
             _check_scalar(f"quick.fixed.{_key(k)}", v)
-            fixed[k] = v
+            qfixed[k] = v
         for k, v in _table("quick.axes", q.get("axes")).items():
             if k not in axes:
                 raise SweepError(f"quick.axes.{_key(k)}: not a key of [axes] (quick replaces the "
                                  f"values of existing axes only)")
-            axes[k] = v
+            qaxes[k] = v
         for k, v in _table("quick.zip", q.get("zip")).items():
-            groups = [z for z in zips if k in z]
+            groups = [z for z in qzips if k in z]
             if not groups:
                 raise SweepError(f"quick.zip.{_key(k)}: not a key of any [[zip]] group (quick "
                                  f"replaces the values of existing zip keys only)")
             groups[0][k] = v
-        if "seeds" in q:
-            seeds = _check_seeds("quick.seeds", q["seeds"])
-        _check_grid(fixed, axes, zips, " (with [quick] applied)")
-    elif quick:
-        pass  # no [quick] table: --quick runs the full sweep
+        qseeds = _check_seeds("quick.seeds", q["seeds"]) if "seeds" in q else seeds
+        _check_grid(qfixed, qaxes, qzips, " (with [quick] applied)")
+        if quick:
+            fixed, axes, zips, seeds = qfixed, qaxes, qzips, qseeds
 
     return Sweep(path=path, name=name, description=description, seeds=seeds, fixed=fixed,
                  axes=axes, zips=zips, select=select, resources=resources)
@@ -964,6 +965,12 @@ def select_cells(sweep: Sweep, cells: list, metrics: dict) -> set:
 
 def cmd_gather(args, sweep: Sweep, cells: list) -> int:
     root = Path(args.root).absolute()
+    for c in cells:  # a folder must still belong to this sweep
+        old = read_json(c.dir / "config.json")
+        diffs = _config_differences(old, config_doc(sweep, c)) if old is not None else []
+        if diffs:
+            raise SweepError(f"cell {c.id}: {c.dir / 'config.json'} differs from the sweep "
+                             f"({'; '.join(diffs)})")
     not_done = [(c, cell_state(c.dir)) for c in cells if not is_done(c.dir)]
     if not_done and not args.partial:
         shown = "; ".join(f"{c.id} {s}" for c, s in not_done[:20])
@@ -972,12 +979,6 @@ def cmd_gather(args, sweep: Sweep, cells: list) -> int:
                          f"{more}); run them first, or pass --partial to gather the done ones", 1)
     missing = {c.id for c, _ in not_done}
     todo = [c for c in cells if c.id not in missing]
-    for c in todo:  # a done folder must still belong to this sweep
-        old = read_json(c.dir / "config.json")
-        diffs = _config_differences(old, config_doc(sweep, c)) if old is not None else []
-        if diffs:
-            raise SweepError(f"cell {c.id}: {c.dir / 'config.json'} differs from the sweep "
-                             f"({'; '.join(diffs)})")
     metrics = {c.id: read_metrics(c) for c in todo}
     selected = select_cells(sweep, todo, metrics)
     buf = io.StringIO()

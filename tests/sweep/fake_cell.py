@@ -8,7 +8,8 @@ tests (tests/sweep/test_driver.py). It trains nothing: a "step" is a status.json
 Settings it reads from DIR/config.json (every other key is accepted and ignored):
     run.steps             steps (default 3)
     bad.*                 any key starting with "bad." is refused (exit 2) naming it
-    fake.exit             exit at once with this status (a config error: 2; a crash: 1, ...)
+    fake.exit             an integer: exit at once with this status, the cell not done (2: a config
+                          error; 1: a crash; 0: a runner that breaks the contract); "no": run
     fake.fail_times       fail (exit 1, stderr "fake failure <k>") the first N runs of the cell
     fake.interrupt_times  the first N runs do one step, write a checkpoint and exit 75
     fake.sleep            seconds per step (default 0)
@@ -88,9 +89,8 @@ def main(argv):
         if json.load(open(status_path)).get("state") == "done":
             print("fake_cell: already done")
             return 0
-    print(f"fake_cell: running {cfg['cell']} with {threads} threads")
-    if "fake.exit" in s:
-        code = int(s["fake.exit"])
+    if isinstance(s.get("fake.exit"), int):
+        code = s["fake.exit"]
         print(f"fake_cell: told to exit {code}", file=sys.stderr)
         status("failed", 0, f"told to exit {code}")
         return code
@@ -104,6 +104,7 @@ def main(argv):
         signal.signal(sig, on_signal)
     ckpt = os.path.join(d, "checkpoint.json")
     step = json.load(open(ckpt))["step"] if os.path.exists(ckpt) else 0
+    print(f"fake_cell: running {cfg['cell']} with {threads} threads from step {step}", flush=True)
     interrupt = counter(d, "fake_interrupt_asks") < int(s.get("fake.interrupt_times", 0))
     while step < steps:
         time.sleep(float(s.get("fake.sleep", 0)))
@@ -119,7 +120,7 @@ def main(argv):
     rows = ["metric,a,b,layer,prefix,value,ci95",
             f"eval_loss,,,,,{loss!r},",
             f"mspd,Transformer,OLS,,{steps},{loss / 3!r},{h % 1000 / 1e4!r}",
-            'note,"a,b",x,,,1e-05,']
+            'note,"a,b",x,,,0.10,']
     write(metrics_path, "\n".join(rows) + "\n")
     status("done", steps)
     return 0
