@@ -2,7 +2,8 @@
 """icl_sweep: expands a sweep file into cells and runs, checks and gathers them (docs/sweeps.md).
 
     icl_sweep.py plan   SWEEP.toml [--root DIR] [--quick] [--runner PATH] [--no-check]
-    icl_sweep.py run    SWEEP.toml [--root DIR] [--quick] [--runner PATH] [-P N] [-T N] [--retries K]
+    icl_sweep.py run    SWEEP.toml [--root DIR] [--quick] [--runner PATH] [-P N] [-T N]
+                        [--retries K] [--progress-every S]
     icl_sweep.py slurm  SWEEP.toml [--root DIR] [--quick] [--runner PATH] [-P K] [--dry-run]
     icl_sweep.py status SWEEP.toml [--root DIR] [--quick]
     icl_sweep.py gather SWEEP.toml [--root DIR] [--quick] [--partial]
@@ -25,10 +26,11 @@ Module interface (for tools/icl_sweep_slurm.py and the tests):
   `is_done(cell_dir)` are the helpers the executors share.
 * The `slurm` subcommand imports tools/icl_sweep_slurm.py lazily and calls
   `icl_sweep_slurm.submit(sweep, root, cells, runner, resources, dry_run, max_parallel) -> int`:
-  sweep the Sweep (after --quick), root the absolute Path of the sweep's root, cells the cells
-  that are not done (config.json written, cell order), runner the absolute Path of the cell runner,
-  resources a dict copy of [resources], dry_run a bool, max_parallel the -P value (int) or None;
-  the int it returns is the driver's exit status.
+  sweep the Sweep (after --quick); root the absolute Path of the sweep's root; cells the cells
+  that are not done (config.json written, cell order; never empty: when every cell is done the
+  driver says so and does not call it); runner the absolute Path of the cell runner (with
+  --dry-run it may not exist yet); resources a dict copy of [resources]; dry_run a bool;
+  max_parallel the -P value (int) or None. The int it returns is the driver's exit status.
 """
 from __future__ import annotations
 
@@ -62,9 +64,9 @@ TOP_KEYS = ("name", "description", "seeds", "fixed", "axes", "zip", "select", "r
 QUICK_KEYS = ("fixed", "axes", "zip", "seeds")
 SELECT_KEYS = ("x", "by")
 METRICS_HEADER = ["metric", "a", "b", "layer", "prefix", "value", "ci95"]
-EXIT_INTERRUPTED = 75  # the cell runner's "stopped by a signal after a checkpoint" (docs/sweeps.md §3)
+EXIT_INTERRUPTED = 75  # the cell runner's "stopped by a signal, checkpoint written" (sweeps.md §3)
 EXIT_CONFIG = 2  # the cell runner's "bad configuration" (not retried)
-MAX_RESUMES = 100  # a cell that exits 75 more often than this in one `run` (nobody signalled us) fails
+MAX_RESUMES = 100  # a cell exiting 75 more often in one `run` (nobody signalled us) has failed
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNNER = Path("build") / "examples" / "icl_cell"
 
@@ -109,9 +111,9 @@ def format_value(v) -> str:
 
 
 def write_atomic(path: Path, data) -> None:
-    """Writes `data` (str or bytes) to `path` so that a kill at any moment leaves the old file or the
-    new one: a temporary file in the same folder, flushed and fsync'ed, renamed over `path`, then the
-    folder fsync'ed so that the rename itself is on disk."""
+    """Writes `data` (str or bytes) to `path` so that a kill at any moment leaves the old file or
+    the new one: a temporary file in the same folder, flushed and fsync'ed, renamed over `path`,
+    then the folder fsync'ed so that the rename itself is on disk."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -223,9 +225,6 @@ class Cell:
     dir: Path
     settings: dict
     grid: tuple  # ((key, value), ...): axis keys, zip keys, run.seed
-
-    def value(self, key):
-        return self.settings[key]
 
 
 def _key(k: str) -> str:
@@ -490,7 +489,8 @@ def _config_differences(old, new: dict) -> list:
     diffs = []
     for k in ("sweep", "cell"):
         if old.get(k) != new[k]:
-            diffs.append(f"{k}: folder has {json.dumps(old.get(k))}, sweep has {json.dumps(new[k])}")
+            diffs.append(f"{k}: folder has {json.dumps(old.get(k))}, sweep has "
+                         f"{json.dumps(new[k])}")
     extra = [k for k in old if k not in new]
     diffs += [f"{k}: in the folder only" for k in extra]
     os_ = old.get("settings")
@@ -525,8 +525,8 @@ def prepare(sweep: Sweep, cells: list) -> list:
         diffs = _config_differences(old, want)
         if diffs:
             raise SweepError(f"cell {c.id}: {path} differs from the sweep ({'; '.join(diffs)}); "
-                             f"remove the cell's folder to run it with the sweep's settings, or use "
-                             f"another --root")
+                             f"remove the cell's folder to run it with the sweep's settings, or "
+                             f"use another --root")
     return new
 
 
@@ -566,8 +566,8 @@ def resolve_runner(arg, must_exist=True) -> Path:
     else:
         p = REPO_ROOT / DEFAULT_RUNNER
         if must_exist and not p.is_file():
-            raise SweepError(f"no cell runner: --runner is not given, $ICL_CELL is not set, and the "
-                             f"default {p} does not exist (build the icl_cell target, or pass "
+            raise SweepError(f"no cell runner: --runner is not given, $ICL_CELL is not set, and "
+                             f"the default {p} does not exist (build the icl_cell target, or pass "
                              f"--runner PATH or set ICL_CELL)")
         origin = str(p)
     p = p.absolute()
@@ -666,7 +666,8 @@ def _fmt_eta(seconds) -> str:
 
 
 def _num(x):
-    return x if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return x if ok else None
 
 
 class LocalExecutor:
@@ -720,6 +721,8 @@ class LocalExecutor:
             self.failed[cell.id] = msg
             return False
         self.running[cell.id] = _Job(cell, proc, lock_fd, log, start, attempt)
+        if self.stopping:  # a signal came while it was starting
+            proc.send_signal(signal.SIGTERM)
         return True
 
     def _record(self, cell, start, code, error, attempt):
@@ -736,8 +739,9 @@ class LocalExecutor:
         cell = job.cell
         if code == 0 and not is_done(cell.dir):
             st = read_status(cell.dir) or {}
+            metrics = "present" if (cell.dir / "metrics.csv").is_file() else "missing"
             error = (f"exit 0 but the cell is not done (status.json state "
-                     f"{st.get('state')!r}, metrics.csv {'present' if (cell.dir / 'metrics.csv').is_file() else 'missing'})")
+                     f"{st.get('state')!r}, metrics.csv {metrics})")
             job.log.write(f"{PROG}: {error}\n".encode())
             code_kind = "error"
         elif code == 0:
@@ -806,9 +810,10 @@ class LocalExecutor:
                 self.done.add(c.id)
             else:
                 todo.append(c)
+        plural = "s" if self.threads != 1 else ""
         print(f"{PROG}: {len(self.cells)} cells: {len(self.done)} done (skipped), {len(todo)} to "
-              f"run, {self.parallel} at a time with {self.threads} thread{'s' if self.threads != 1 else ''} "
-              f"each", file=self.out)
+              f"run, {self.parallel} at a time with {self.threads} thread{plural} each",
+              file=self.out)
         queue = collections.deque(todo)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT,
                                                               signal.SIGHUP, signal.SIGUSR1)}
@@ -880,7 +885,10 @@ def cmd_slurm(args, sweep: Sweep, cells: list) -> int:
     runner = resolve_runner(args.runner, must_exist=not args.dry_run)
     prepare(sweep, cells)
     pending = [c for c in cells if not is_done(c.dir)]
-    root = cells[0].dir.parent.parent if cells else Path(args.root).absolute()
+    root = Path(args.root).absolute()
+    if not pending:
+        print(f"{PROG}: all {len(cells)} cells are done; nothing to submit")
+        return 0
     status = icl_sweep_slurm.submit(sweep, root, pending, runner, dict(sweep.resources),
                                     bool(args.dry_run), args.P)
     return int(status or 0)
@@ -898,7 +906,9 @@ def cmd_status(args, sweep: Sweep, cells: list) -> int:
         state = cell_state(c.dir)
         states.append(state)
         step, steps, loss = st.get("step"), st.get("steps"), _num(st.get("loss"))
-        prog = f"{step if step is not None else '-'}/{steps if steps is not None else '-'}" if st else "-"
+        prog = "-"
+        if st:
+            prog = f"{'-' if step is None else step}/{'-' if steps is None else steps}"
         rows.append([c.id, state, prog, f"{loss:.6g}" if loss is not None else "-"] + grid_cells(c))
     print_table(rows)
     print(f"{len(cells)} cells: {state_counts(states)}")
@@ -1057,7 +1067,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--progress-every", type=_seconds, default=5.0, metavar="S",
                            help="seconds between progress lines (default 5)")
         if name == "slurm":
-            s.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
+            s.add_argument("--dry-run", action="store_true",
+                           help="print the script, submit nothing")
         if name == "gather":
             s.add_argument("--partial", action="store_true",
                            help="gather the done cells even when some are not done")

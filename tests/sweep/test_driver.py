@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Tests of the sweep driver tools/icl_sweep.py (docs/sweeps.md), standard library only.
 
-    test_driver.py [unittest arguments]                 everything but RealCell (against fake_cell.py)
-    test_driver.py --runner PATH/icl_cell RealCell      the driver with the real cell runner
+    test_driver.py [unittest arguments]             all but RealCell (against fake_cell.py)
+    test_driver.py --runner PATH/icl_cell RealCell  the driver with the real cell runner
 
 CTest runs both (tests/sweep/tests.cmake): sweep.driver and, where the icl_cell target exists,
 sweep.icl_cell. Most tests drive the command line as a user would (a subprocess per command);
@@ -11,7 +11,6 @@ expansion and ids are also checked in-process.
 import csv
 import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -195,6 +194,18 @@ class Expansion(Base):
         self.assertEqual([c.settings for c in q],
                          [{"a": 1, "u": 7, "v": 8, "run.seed": 5, "run.steps": 2,
                            "run.task.n": 4}])
+
+
+class DocExample(Base):
+    def test_the_docs_sweep_file_is_valid(self):
+        text = (REPO / "docs" / "sweeps.md").read_text()
+        toml = text.split("```toml\n", 1)[1].split("```", 1)[0]
+        p = self.sweep(toml)
+        full, quick = self.cells(p), self.cells(p, quick=True)
+        self.assertEqual(len(full), 3 * 5 * 2 * 2)
+        self.assertEqual(len(quick), 2 * 2)
+        self.assertEqual({c.settings["run.steps"] for c in quick}, {20})
+        self.assertEqual(S.load_sweep(p).select, {"x": ["model.layers"], "by": "eval_loss"})
 
 
 class BadSweeps(Base):
@@ -731,6 +742,16 @@ class Slurm(Base):
                                "runner": str(FAKE), "resources": {"cpus": 2, "mem": "2G"},
                                "dry_run": True, "max_parallel": 4, "is_cell": True,
                                "is_sweep": True, "configs": True})
+        (root / "submitted.json").unlink()
+        for c in cells:
+            (c.dir / "metrics.csv").write_text("metric,a,b,layer,prefix,value,ci95\n")
+            (c.dir / "status.json").write_text('{"state": "done"}')
+        r = subprocess.run([sys.executable, str(drv), "slurm", str(p), "--root", str(root),
+                            "--runner", str(self.d / "not_built_yet"), "--dry-run"],
+                           capture_output=True, text=True)
+        self.ok(r)
+        self.assertIn("all 4 cells are done; nothing to submit", r.stdout)
+        self.assertFalse((root / "submitted.json").exists())
 
 
 class Atomic(Base):
