@@ -468,7 +468,7 @@ class Run(Base):
             name = "sig"
             seeds = [0, 1, 2]
             [fixed]
-            "run.steps" = 8
+            "run.steps" = 12
             "fake.sleep" = 0.25
         """)
         root = self.d / "r"
@@ -478,10 +478,13 @@ class Run(Base):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         cells = self.cells(p, root=root)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while True:
             steps = [(S.read_status(c.dir) or {}).get("step", 0) for c in cells[:2]]
             if all(s >= 1 for s in steps):
                 break
+            if time.monotonic() > deadline:
+                proc.kill()
+                self.fail(f"the first two cells did not start within 30 s: {proc.communicate()}")
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
