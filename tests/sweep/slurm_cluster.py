@@ -4,6 +4,7 @@
     slurm_cluster.py start DIR     # munged + slurmctld + slurmd; returns when the node is idle
     slurm_cluster.py stop DIR      # cancel its jobs, stop what start started; safe to repeat
     slurm_cluster.py env DIR       # print 'export SLURM_CONF=...' for a shell
+    slurm_cluster.py watch DIR PID SECONDS   # stop DIR's cluster when PID ends or time is up
 
 Everything lives in DIR: the munge key, socket, pid and log files, slurm.conf, the state and
 spool folders and the daemons' logs. No system service or file outside DIR is used; the two
@@ -12,7 +13,8 @@ SLURM ports are picked free on this machine when the cluster starts.
 Stopping kills only processes of this cluster: the three daemons by the PIDs in their pid files
 (each checked, before it is signalled, to be the program it should be and to name DIR on its
 command line), and any job process left behind (slurmstepd and the job's own processes), found
-by SLURM_CONF=DIR/slurm.conf in its environment, which SLURM gives every process it starts.
+by SLURM_CONF=DIR/slurm.conf in its environment, which SLURM gives every process it starts
+(with SLURM_JOB_ID, or named slurmstepd; never this process or its ancestors).
 TERM, a bounded wait, then KILL.
 
 Needs root (SlurmUser=root), slurm-wlm and munge (apt-get install -y slurm-wlm munge). When a
@@ -152,19 +154,39 @@ def _alive(pid):
         return False
 
 
+def _ancestors():
+    out, pid = set(), os.getpid()
+    while pid > 1:
+        out.add(pid)
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
+
+
 def _job_pids(d):
-    """Processes started by this cluster's slurmd: SLURM_CONF=d/slurm.conf in their environment."""
+    """Job processes of the cluster in d: slurmstepd and the processes it started.
+
+    SLURM gives every one SLURM_CONF=d/slurm.conf, and the job's own processes SLURM_JOB_ID,
+    in their environment. This process and its ancestors are never listed (a shell that
+    exported SLURM_CONF to run this is not a job)."""
     mark = ("SLURM_CONF=" + conf_path(d)).encode()
-    me, out = os.getpid(), []
+    skip, out = _ancestors(), []
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
+        if not name.isdigit() or int(name) in skip:
             continue
         try:
             with open("/proc/%s/environ" % name, "rb") as f:
-                if mark in f.read().split(b"\0"):
-                    out.append(int(name))
+                environ = f.read().split(b"\0")
+            with open("/proc/%s/comm" % name, "rb") as f:
+                comm = f.read().strip()
         except OSError:
-            pass
+            continue
+        if mark in environ and (comm == b"slurmstepd" or
+                                any(v.startswith(b"SLURM_JOB_ID=") for v in environ)):
+            out.append(int(name))
     return out
 
 
@@ -202,9 +224,14 @@ def stop(d, quiet=False):
         return
     daemons = dict(_daemon_pids(d))
     if "slurmctld" in daemons and "slurmd" in daemons:   # let SLURM end its jobs first
-        subprocess.run([_which("scancel"), "--user=root"], env=env(d),
-                       capture_output=True, timeout=20)
-        _wait(lambda: not _job_pids(d), 15.0)
+        try:
+            subprocess.run([_which("scancel"), "--user=root"], env=env(d),
+                           capture_output=True, timeout=20)
+            _wait(lambda: not _job_pids(d) and not subprocess.run(
+                [_which("squeue"), "-h"], env=env(d), capture_output=True, text=True,
+                timeout=10).stdout.strip(), 20.0, 0.5)
+        except (OSError, subprocess.SubprocessError):
+            pass   # the daemons may not answer: they are stopped below anyway
     # Daemons in order (slurmd, then slurmctld, then munged), then any stray job process.
     for program in ["slurmd", "slurmctld", "munged"]:
         if program in daemons:
@@ -213,6 +240,8 @@ def stop(d, quiet=False):
     left = [p for _, p in _daemon_pids(d) if _alive(p)] + _job_pids(d)
     if left and not quiet:
         print("slurm_cluster: still alive after KILL: %s" % left, file=sys.stderr)
+    with open(os.path.join(d, "stopped"), "w") as f:
+        f.write("%s\n" % ("left %s" % left if left else "all stopped"))
 
 
 def start(d, timeout=30.0):
@@ -232,6 +261,10 @@ def start(d, timeout=30.0):
         with open(key, "wb") as f:
             f.write(os.urandom(1024))
         os.chmod(key, 0o400)
+    try:
+        os.unlink(os.path.join(d, "stopped"))
+    except FileNotFoundError:
+        pass
     host = socket.gethostname().split(".")[0]
     ctld_port, slurmd_port = _free_ports(2)
     with open(os.path.join(d, "plugstack.conf"), "w"):
@@ -280,7 +313,25 @@ def log_tail(d, daemon, n=40):
         return "(%s)" % ex
 
 
+def watch(d, pid, seconds):
+    """Stop the cluster in d once process pid has ended or after seconds, whichever is first.
+
+    A test starts this in its own session next to the cluster: if the test is killed (a CTest
+    timeout sends SIGKILL, which no finally block sees), the daemons are still stopped. It
+    exits without doing anything once d/stopped exists (stop() writes it)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and _alive(pid):
+        if os.path.exists(os.path.join(d, "stopped")):
+            return
+        time.sleep(1.0)
+    if not os.path.exists(os.path.join(d, "stopped")):
+        stop(d)
+
+
 def main(argv):
+    if len(argv) == 5 and argv[1] == "watch":
+        watch(os.path.abspath(argv[2]), int(argv[3]), float(argv[4]))
+        return 0
     if len(argv) != 3 or argv[1] not in ("start", "stop", "env"):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
