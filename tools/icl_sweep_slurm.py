@@ -84,7 +84,10 @@ def sbatch_options(sweep_name, root, n, num_cells, resources, max_parallel=None)
         raise ValueError("the sweep's name must be letters, digits and _.+- for a SLURM job "
                          "name, not %r" % (name,))
     r = validate_resources(resources)
-    slurm_dir = os.path.join(os.path.abspath(str(root)), "slurm")
+    slurm_dir = os.path.join(os.path.abspath(_no_newline("the root folder", root)), "slurm")
+    if re.search(r"\s", slurm_dir):
+        raise ValueError("the root folder must not contain white space (an #SBATCH --output "
+                         "line cannot hold it): %r" % slurm_dir)
     array = "0-%d" % (num_cells - 1) + ("%%%d" % max_parallel if max_parallel else "")
     opts = [
         "--job-name=icl-%s" % name,

@@ -94,7 +94,9 @@ class PureParts(unittest.TestCase):
             S.cells_text(["/a", "/b\nc"])
 
     def test_script(self):
-        text = S.batch_script("fig3", "/r oot", 2, 3, "/bin/icl cell", RES, None)
+        with self.assertRaisesRegex(ValueError, "white space"):
+            S.batch_script("fig3", "/r oot", 2, 3, "/bin/icl_cell", RES, None)
+        text = S.batch_script("fig3", "/r", 2, 3, "/bin/icl cell", RES, None)
         lines = text.split("\n")
         self.assertEqual(lines[0], "#!/bin/bash")
         # sbatch reads #SBATCH lines only before the first command.
@@ -102,8 +104,8 @@ class PureParts(unittest.TestCase):
         sb = [l for l in lines if l.startswith("#SBATCH")]
         self.assertTrue(all(lines.index(l) < first_cmd for l in sb))
         self.assertEqual([l[len("#SBATCH "):] for l in sb],
-                         S.sbatch_options("fig3", "/r oot", 2, 3, RES, None))
-        self.assertIn("cells='/r oot/slurm/array-2.cells'", text)
+                         S.sbatch_options("fig3", "/r", 2, 3, RES, None))
+        self.assertIn("cells=/r/slurm/array-2.cells\n", text)
         self.assertIn("runner='/bin/icl cell'", text)
         r = subprocess.run(["bash", "-n"], input=text, text=True, capture_output=True)
         self.assertEqual(r.returncode, 0, r.stderr)
