@@ -68,6 +68,32 @@ def run(cmd, env, timeout=120, check=True):
     return r
 
 
+def run_group(cmd, env, timeout):
+    """Run cmd (the local executor, which starts cell runners) in its own process group; on a
+    timeout or a signal to this test, TERM the driver (it stops its runners), then KILL the
+    group: no runner outlives the test."""
+    p = subprocess.Popen([str(c) for c in cmd], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except BaseException:
+        p.terminate()
+        try:
+            p.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        raise
+    if p.returncode != 0:
+        raise Failure("%s: exit status %d\n%s" % (" ".join(str(c) for c in cmd), p.returncode,
+                                                 out))
+    return out
+
+
 def wait_for(what, pred, timeout, diag, step=0.2):
     end = time.monotonic() + timeout
     while True:
@@ -277,8 +303,8 @@ def body(env, cdir, runner, driver, work, deadline):
     # -- gather, and the same sweep on this machine ------------------------------------------------
     run([py, driver, "gather", SWEEP, "--root", r1], env)
     t = time.monotonic()
-    run([py, driver, "run", SWEEP, "--root", r2, "--runner", runner, "-P", "2", "-T", "1"], env,
-        timeout=left())
+    run_group([py, driver, "run", SWEEP, "--root", r2, "--runner", runner, "-P", "2", "-T", "1"],
+              env, left())
     log("local executor: %.1f s" % (time.monotonic() - t))
     run([py, driver, "gather", SWEEP, "--root", r2], env)
     g1, g2 = (r1 / "gathered.csv").read_bytes(), (r2 / "gathered.csv").read_bytes()
