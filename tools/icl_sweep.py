@@ -889,9 +889,12 @@ def cmd_slurm(args, sweep: Sweep, cells: list) -> int:
     if not pending:
         print(f"{PROG}: all {len(cells)} cells are done; nothing to submit")
         return 0
-    status = icl_sweep_slurm.submit(sweep, root, pending, runner, dict(sweep.resources),
-                                    bool(args.dry_run), args.P)
-    return int(status or 0)
+    job = icl_sweep_slurm.submit(sweep, root, pending, runner, dict(sweep.resources),
+                                 bool(args.dry_run), args.P)
+    if job:
+        print(f"{PROG}: submitted job array {job} over {len(pending)} cells "
+              f"(status: squeue -j {job}; then '{PROG} status' and '{PROG} gather')")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------

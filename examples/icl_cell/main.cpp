@@ -120,6 +120,16 @@ int main(int argc, char** argv) {
         return 0;
       }
     }
+    if (!check) {
+      // temporaries of writes that a kill interrupted (io::write_file_atomic: <file>.tmp.<pid>);
+      // one runner at a time works in a cell folder (the executors lock it)
+      for (const auto& e : std::filesystem::directory_iterator(files.dir)) {
+        const std::string name = e.path().filename().string();
+        for (const char* stem : {"checkpoint.safetensors.tmp.", "model.safetensors.tmp.", "metrics.csv.tmp.",
+                                 "status.json.tmp."})
+          if (name.rfind(stem, 0) == 0) std::filesystem::remove(e.path());
+      }
+    }
     if (!dispatch(s, files, threads, check)) {
       std::string list;
       for (const auto& sh : all_shapes())
