@@ -16,6 +16,7 @@
 #include "icl/nn/init.hpp"
 #include "icl/nn/transformer.hpp"
 #include "icl/regress/online.hpp"
+#include "icl/train/signals.hpp"
 #include "icl/train/trainer.hpp"
 
 namespace {
@@ -71,8 +72,9 @@ Args parse(int argc, char** argv) {
     else
       throw icl::InvalidArgument("train: unknown option " + k);
   }
-  // several threads: split the batch into 4 chunks (the result does not depend on the thread count)
-  if (a.cfg.batch_options.threads > 1) a.cfg.batch_options.chunk_sequences = (a.cfg.batch + 3) / 4;
+  // the batch is always cut into 4 chunks, whatever --threads says: the result does not depend on the
+  // thread count (with one chunk for one thread, 1 and 2 threads would sum the gradient in other orders)
+  a.cfg.batch_options.chunk_sequences = (a.cfg.batch + 3) / 4;
   a.cfg.checkpoint_path = a.out + "/train_checkpoint.safetensors";
   a.cfg.checkpoint_every = a.cfg.eval_every;
   return a;
@@ -90,6 +92,7 @@ int main(int argc, char** argv) try {
             << " parameters; " << a.cfg.steps << " steps of batch " << a.cfg.batch << ", lr "
             << a.cfg.optimizer.lr << " (warmup " << a.cfg.steps / 5 << " steps, cosine to 0), "
             << a.cfg.batch_options.threads << " thread(s)\n";
+  icl::train::StopSignals stop;  // SIGTERM / SIGINT / SIGUSR1: checkpoint at the next step, exit 75
   icl::train::Trainer<Model> trainer(model, a.cfg, &std::cout);
   if (!a.resume.empty()) {
     trainer.load_checkpoint(a.resume);
@@ -100,6 +103,11 @@ int main(int argc, char** argv) try {
     curve.row(r.step, r.train_loss, r.eval_loss);
     curve.flush();
   });
+  if (trainer.interrupted()) {
+    std::cout << "stopped by a signal at step " << trainer.step() << "; resume with --resume "
+              << a.cfg.checkpoint_path << "\n";
+    return icl::train::kExitInterrupted;
+  }
   const icl::train::EvalRecord last = trainer.history().back();
   icl::io::CsvWriter prefix(a.out + "/prefix_loss.csv", {"prefix", "eval_loss"});
   std::cout << "final evaluation (" << a.cfg.eval_batch << " fixed prompts), squared error per prefix "

@@ -12,6 +12,7 @@ const char* kUsage = R"(icl_cell — runs one cell of an experiment sweep (docs/
   icl_cell --cell DIR [--threads T]   train (or resume, or load) and evaluate the cell in DIR
   icl_cell --check DIR                validate DIR/config.json only (exit 0, or 2 naming the problem)
   icl_cell --print-defaults           every setting, its default and meaning (JSON)
+  icl_cell --print-settings           the same as a Markdown table (docs/sweeps.md §3)
   icl_cell --print-shapes             the compiled model shapes (d, hidden, heads)
 
 DIR/config.json: {"sweep": name, "cell": id, "settings": {key: value, ...}} (tools/icl_sweep.py writes
@@ -93,6 +94,16 @@ int main(int argc, char** argv) {
         }
         std::cout << "}\n";
         for (const auto& s : sp) std::cerr << s.key << ": " << s.help << "\n";
+        return 0;
+      } else if (a == "--print-settings") {  // the Markdown table of docs/sweeps.md §3 (checked by a test)
+        const char* types[] = {"integer", "number", "string", "boolean"};
+        std::cout << "| setting | type | default | meaning |\n|---|---|---|---|\n";
+        for (const auto& sp : cell::specs()) {
+          std::string help;
+          for (const char* c = sp.help; *c; ++c) help += *c == '|' ? std::string("\\|") : std::string(1, *c);
+          std::cout << "| `" << sp.key << "` | " << types[static_cast<int>(sp.type)] << " | `" << sp.def << "` | "
+                    << help << " |\n";
+        }
         return 0;
       } else if (a == "--print-shapes") {
         for (const auto& s : all_shapes()) std::cout << s.d << " " << s.hidden << " " << s.heads << "\n";

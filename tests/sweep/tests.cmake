@@ -28,3 +28,13 @@ if(ICL_PYTHON)
     include(${CMAKE_CURRENT_LIST_DIR}/slurm.cmake)
   endif()
 endif()
+
+# docs/sweeps.md §3 holds the cell runner's settings table as `icl_cell --print-settings` prints it.
+function(icl_sweep_add_settings_doc_test)
+  if(TARGET icl_cell)
+    add_test(NAME sweep.settings_doc
+             COMMAND ${CMAKE_COMMAND} -DEXE=$<TARGET_FILE:icl_cell> -DDOC=${PROJECT_SOURCE_DIR}/docs/sweeps.md
+                     -P ${PROJECT_SOURCE_DIR}/tests/sweep/settings_doc.cmake)
+  endif()
+endfunction()
+cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR} CALL icl_sweep_add_settings_doc_test)

@@ -1,0 +1,20 @@
+# sweep.settings_doc: the table between <!-- settings-table --> markers in docs/sweeps.md must be
+# exactly what `icl_cell --print-settings` prints (so the documented settings cannot drift).
+execute_process(COMMAND ${EXE} --print-settings OUTPUT_VARIABLE table RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "icl_cell --print-settings failed (${rc})")
+endif()
+file(READ ${DOC} doc)
+string(FIND "${doc}" "<!-- settings-table -->\n" a)
+string(FIND "${doc}" "<!-- /settings-table -->" b)
+if(a EQUAL -1 OR b EQUAL -1)
+  message(FATAL_ERROR "${DOC}: no <!-- settings-table --> ... <!-- /settings-table --> markers")
+endif()
+math(EXPR start "${a} + 24")
+math(EXPR len "${b} - ${start}")
+string(SUBSTRING "${doc}" ${start} ${len} documented)
+if(NOT documented STREQUAL table)
+  message(FATAL_ERROR "docs/sweeps.md's settings table differs from `icl_cell --print-settings`; "
+                      "replace the table between the markers with:\n${table}")
+endif()
+message(STATUS "docs/sweeps.md settings table matches icl_cell --print-settings")
