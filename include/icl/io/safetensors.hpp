@@ -137,9 +137,9 @@ class SafeTensors {
   /// Largest header accepted by load (the reference implementation's limit is 100 MB).
   static constexpr std::uint64_t kMaxHeaderBytes = 100u * 1000u * 1000u;
 
-  /// Metadata key prefix of the per-tensor checksums: "icl.crc32.<name>" holds the CRC-32 of tensor
-  /// <name>'s bytes as 8 lowercase hex digits. to_bytes writes one for every tensor; from_bytes
-  /// verifies them, refuses a tensor whose bytes changed by name, and removes the keys from
+  /// Metadata key prefix of the per-tensor checksums: "icl.crc32." followed by a tensor's name holds
+  /// the CRC-32 of that tensor's bytes as 8 lowercase hex digits. to_bytes writes one for every tensor;
+  /// from_bytes verifies them, refuses a tensor whose bytes changed by name, and removes the keys from
   /// `metadata` (a file without them loads as before). docs/io.md, "Checksums".
   static constexpr std::string_view kChecksumPrefix = "icl.crc32.";
 
