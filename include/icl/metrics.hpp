@@ -8,3 +8,4 @@
 #include "icl/metrics/implicit_weights.hpp"
 #include "icl/metrics/models.hpp"
 #include "icl/metrics/spd.hpp"
+#include "icl/metrics/stat.hpp"

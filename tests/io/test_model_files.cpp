@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -112,6 +114,35 @@ TEST_CASE("load_model refuses a file of another architecture, naming the key", "
     CHECK_THROWS_MATCHES(icl::train::load_model(m, old), icl::IoError,
                          icl::test::MessageContains("format_version"));
   }
+}
+
+TEST_CASE("a flipped byte in a model file's weights is refused, naming the tensor", "[io][model-file]") {
+  // It loaded silently before the checksums (predictions moved by up to 0.076 in issue 19's trial).
+  auto a = make_trained<PreLN<float>>(2, 1, true);
+  const std::string path = tmp_path("flipped");
+  icl::train::save_model(a, path);
+  std::string bytes;
+  {
+    std::ifstream f(path, std::ios::binary);
+    bytes.assign((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  }
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const std::string header = bytes.substr(8, n);
+  const std::string key =
+      "\"blocks.1.linear2.weight\":{\"dtype\":\"F32\",\"shape\":[8,16],\"data_offsets\":[";
+  const std::size_t at = header.find(key);
+  REQUIRE(at != std::string::npos);
+  const std::size_t begin = std::stoull(header.substr(at + key.size()));
+  bytes[8 + n + begin + 5] ^= 0x04;  // one bit of one weight
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  auto m = make_trained<PreLN<float>>(2, 2, true);
+  CHECK_THROWS_MATCHES(icl::train::load_model(m, path), icl::IoError,
+                       icl::test::MessageContains("tensor 'blocks.1.linear2.weight': checksum mismatch"));
+  std::remove(path.c_str());
 }
 
 TEST_CASE("a training checkpoint carries the architecture and refuses another", "[io][model-file][train]") {

@@ -288,6 +288,123 @@ TEST_CASE("safetensors: a header with 100,000 keys parses in well under a second
   expect_io_error(file_with_header(dup, ""), "duplicate key \"key5\"");
 }
 
+TEST_CASE("safetensors: CRC-32 checksums per tensor name the tensor whose bytes changed",
+          "[io][safetensors]") {
+  // the standard check value of CRC-32/ISO-HDLC (zlib.crc32(b"123456789"))
+  const std::string nine = "123456789";
+  CHECK(icl::io::detail::crc32(reinterpret_cast<const unsigned char*>(nine.data()), nine.size()) ==
+        0xCBF43926u);
+  CHECK(icl::io::detail::crc32(nullptr, 0) == 0u);
+  SafeTensors st;
+  st.put("a", Eigen::Matrix3d::Random());
+  st.put("b", Eigen::Vector4f::Random());
+  st.put_nd("empty", {0, 3}, std::vector<double>{}, DType::F64);
+  st.metadata["m"] = "x";
+  const std::string bytes = st.to_bytes();
+  std::uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const std::string header = bytes.substr(8, n);
+  CHECK(header.find("\"icl.crc32.a\":\"") != std::string::npos);
+  CHECK(header.find("\"icl.crc32.b\":\"") != std::string::npos);
+  CHECK(header.find("\"icl.crc32.empty\":\"00000000\"") != std::string::npos);
+  // loaded: verified, and not part of the user's metadata (a re-save writes fresh ones)
+  const SafeTensors back = SafeTensors::from_bytes(bytes);
+  CHECK(back.metadata == st.metadata);
+  CHECK(back.to_bytes() == bytes);
+  // every flipped data byte is refused, naming its tensor: a (72 bytes, sorted first), then b
+  for (std::size_t i = 8 + n; i < bytes.size(); ++i) {
+    std::string c = bytes;
+    c[i] = static_cast<char>(c[i] ^ 0x01);
+    const char* name = i < 8 + n + 72 ? "tensor 'a': checksum mismatch" : "tensor 'b': checksum mismatch";
+    INFO("byte " << i);
+    expect_io_error(c, name);
+  }
+  // a file without checksums (older icl, other writers) loads as before
+  const std::string json = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  CHECK(SafeTensors::from_bytes(file_with_header(json, f32_bytes({1.5f, -2.0f}))).get_vector<float>("w")(0) ==
+        1.5f);
+  // checksums of a tensor the file lacks, or some tensors without one: refused
+  SafeTensors one;
+  one.put("w", Eigen::Vector2f(1.5f, -2.0f));
+  std::string renamed = one.to_bytes();
+  const std::size_t at = renamed.find("\"icl.crc32.w\"");
+  REQUIRE(at != std::string::npos);
+  renamed[at + 11] = 'x';  // the checksum key now names a tensor 'x'
+  expect_io_error(renamed, "checksum of a tensor 'x' that the file does not have");
+  const std::string wdata = f32_bytes({1.5f, -2.0f});
+  char crc_w[9];
+  std::snprintf(crc_w, sizeof crc_w, "%08x",
+                icl::io::detail::crc32(reinterpret_cast<const unsigned char*>(wdata.data()), wdata.size()));
+  const std::string partial = std::string(R"({"__metadata__":{"icl.crc32.w":")") + crc_w + R"("},)" +
+                              R"("v":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)" +
+                              R"("w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  expect_io_error(file_with_header(partial, wdata + f32_bytes({3.0f})), "tensor 'v' has no checksum");
+  const std::string complete = std::string(R"({"__metadata__":{"icl.crc32.w":")") + crc_w + R"("},)" +
+                               R"("w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  CHECK(SafeTensors::from_bytes(file_with_header(complete, wdata)).metadata.empty());
+  // the prefix is reserved: a user key that would shadow a checksum is refused when writing
+  SafeTensors clash;
+  clash.put("w", Eigen::Vector2f(1.5f, -2.0f));
+  clash.metadata["icl.crc32.w"] = "00000000";
+  CHECK_INVALID(clash.to_bytes(), "is reserved for the checksums");
+}
+
+TEST_CASE("safetensors: the JSON header follows RFC 8259 (numbers, UTF-8)", "[io][safetensors]") {
+  const std::string data = f32_bytes({1.5f, -2.0f});
+  const auto with_shape = [&](const std::string& dim) {
+    return file_with_header(R"({"w":{"dtype":"F32","shape":[)" + dim + R"(],"data_offsets":[0,8]}})", data);
+  };
+  REQUIRE_NOTHROW(SafeTensors::from_bytes(with_shape("2")));
+  // malformed numbers were scanned as one token and then read as their prefix ("1-2" as 1)
+  for (const char* bad : {"1-2", "2-", "1.2.3", "--", "-", "2.", "2e", "2e+", ".5", "2ee1", "+2"}) {
+    INFO("number " << bad);
+    CHECK_THROWS_AS(SafeTensors::from_bytes(with_shape(bad)), icl::IoError);
+  }
+  expect_io_error(with_shape("1-2"), "malformed number");
+  expect_io_error(with_shape("1.2.3"), "malformed number");
+  expect_io_error(with_shape("--"), "malformed number");
+  // leading zeros: refused by the reference reader (serde_json), so here too
+  expect_io_error(with_shape("002"), "leading zero");
+  expect_io_error(file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[00,8]}})", data),
+                  "leading zero");
+  // valid numbers elsewhere in the header still parse (metadata holds strings; these are in an
+  // array the reader does not use)
+  const std::string meta_ok =
+      R"({"__metadata__":{"k":"v"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  REQUIRE_NOTHROW(SafeTensors::from_bytes(file_with_header(meta_ok, data)));
+  // UTF-8: well-formed 2-, 3- and 4-byte sequences pass through; malformed ones are refused
+  const auto with_meta = [&](const std::string& v) {
+    return file_with_header(
+        R"({"__metadata__":{"k":")" + v + R"("},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+        data);
+  };
+  const std::string ok_utf8 = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";  // é € 😀
+  CHECK(SafeTensors::from_bytes(with_meta(ok_utf8)).metadata.at("k") == ok_utf8);
+  for (const std::string& bad :
+       {std::string("\xff"), std::string("\x80"), std::string("\xc0\xaf"), std::string("\xe0\x80\xaf"),
+        std::string("\xed\xa0\x80"), std::string("\xe2\x82"), std::string("\xf4\x90\x80\x80"),
+        std::string("\xc3(")}) {
+    INFO("bytes of length " << bad.size());
+    expect_io_error(with_meta(bad), "invalid UTF-8");
+  }
+}
+
+TEST_CASE("safetensors: put_nd refuses a shape whose element count overflows int64", "[io][safetensors]") {
+  // TensorInfo::numel multiplied unchecked: 2^40 x 2^40 wrapped (undefined behaviour) to 0, and an
+  // empty value list was then accepted for it
+  SafeTensors st;
+  const std::int64_t big = std::int64_t{1} << 40;
+  CHECK_INVALID(st.put_nd("t", {big, big}, std::vector<double>{}, DType::F32), "more than 2^63 - 1 elements");
+  CHECK(!st.has("t"));
+  st.put_nd("z", {big, big, 0}, std::vector<double>{}, DType::F32);  // no elements: valid
+  CHECK(st.info("z").numel() == 0);
+  icl::io::TensorInfo info;
+  info.shape = {big, big};
+  CHECK_INVALID(info.numel(), "more than 2^63 - 1 elements");
+  info.shape = {big, big, 0};  // a zero dimension anywhere: 0 elements, no overflow on the way
+  CHECK(info.numel() == 0);
+}
+
 // Driven by tests/python/io_safetensors.py: write a file for Python to read.
 TEST_CASE("safetensors: write for python", "[.][py-io-write]") {
   const std::string dir = icl::test::python_dir();
@@ -312,6 +429,12 @@ TEST_CASE("safetensors: read what python wrote", "[.][py-io-read]") {
   REQUIRE(!dir.empty());
   const SafeTensors st = SafeTensors::load(dir + "/from_python.safetensors");
   CHECK(st.metadata.at("written_by") == "numpy");
+  {  // the numpy writer's zlib.crc32 checksums were there (and verified by load)
+    std::ifstream f(dir + "/from_python.safetensors", std::ios::binary);
+    const std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    for (const char* name : {"a2", "v_sum", "cube"})
+      CHECK(raw.find(std::string("\"icl.crc32.") + name + "\"") != std::string::npos);
+  }
   // Python doubled `a` and added one: exact in binary floating point.
   Eigen::Matrix<double, 3, 4> a;
   for (int r = 0; r < 3; ++r)

@@ -23,17 +23,31 @@ TEMPLATE_TEST_CASE("metrics: spd, mspd, ilwd and per_dim match their formulas", 
   icl::Rng rng(11);
   const auto A = gaussian<S>(3, 10, rng), B = gaussian<S>(3, 10, rng);
   double sum = 0, sum_u = 0;
+  double row_u[3] = {0, 0, 0};  // per context: the mean over the region 1 <= i < 4
   for (int r = 0; r < 3; ++r)
     for (int c = 0; c < 10; ++c) {
       const double t = double(A(r, c)) - double(B(r, c));
       sum += t * t;
-      if (c >= 1 && c < 4) sum_u += t * t;
+      if (c >= 1 && c < 4) sum_u += t * t, row_u[r] += t * t / 3;
     }
   // float: each term is a float subtraction and square, summed in float (30 terms): ~30·eps
   const double eps = std::is_same_v<S, float> ? 1e-5 : 1e-14;
   CHECK(mt::spd(A, B) == Approx(sum / 30).epsilon(eps));
-  CHECK(mt::mspd(A, B, 4) == Approx(sum_u / 9).epsilon(eps));  // columns 1, 2, 3 (n < d = 4)
-  CHECK(mt::mspd(A, B, 40) == Approx(mt::spd(A.rightCols(9), B.rightCols(9))).epsilon(eps));  // capped at n
+  // MSPD: columns 1, 2, 3 (d = 4 <= n = 10), the Stat of evaluate_online: mean and 95% CI over rows
+  const mt::Stat ms = mt::mspd(A, B, 4);
+  CHECK(ms.mean == Approx(sum_u / 9).epsilon(eps));
+  CHECK(ms.count == 3);
+  const double m3 = sum_u / 9;
+  double var = 0;
+  for (const double v : row_u) var += (v - m3) * (v - m3) / 2;
+  // the CI's rounding: var is a difference of 3 squares of terms of ~1 (float: ~10 eps relative to the
+  // larger of var and m3^2); sqrt halves it
+  CHECK(ms.ci95 == Approx(1.96 * std::sqrt(var / 3)).epsilon(std::is_same_v<S, float> ? 1e-4 : 1e-12));
+  CHECK(mt::mspd(A, B, 4, 0).mean == Approx(mt::spd(A.leftCols(4), B.leftCols(4))).epsilon(eps));
+  CHECK(mt::mspd(A.topRows(1), B.topRows(1), 4).ci95 == 0);  // one context: no interval
+  // n < d: the region would be cut short; refused (it was silently capped at n)
+  CHECK_INVALID(mt::mspd(A, B, 40), "n >= d = 40 columns");
+  CHECK_INVALID(mt::mspd(A, B, 11), "got 10 columns");
   const auto w1 = gaussian<S>(6, 1, rng), w2 = gaussian<S>(6, 1, rng);
   CHECK(mt::ilwd(w1, w2) == Approx(double((w1 - w2).squaredNorm())).epsilon(eps));
   CHECK(mt::per_dim(mt::ilwd(w1, w2), 6) == Approx(double((w1 - w2).squaredNorm()) / 6).epsilon(eps));
@@ -181,7 +195,9 @@ TEST_CASE("metrics: bad input names the argument", "[metrics][errors]") {
   CHECK_INVALID(mt::spd(An, A), "spd: a: expected finite");
   CHECK_INVALID(mt::ilwd(Eigen::VectorXd::Ones(3), Eigen::VectorXd::Ones(4)), "ilwd: w2");
   CHECK_INVALID(mt::mspd(A, A, 0), "mspd: d");
-  CHECK_INVALID(mt::mspd(A, A, 1), "mspd: a");  // no column with 1 <= i < 1
+  CHECK_INVALID(mt::mspd(A, A, 1), "mspd: first");  // no column with 1 <= i < 1
+  CHECK_INVALID(mt::mspd(An, A, 3), "mspd: a: expected finite");
+  CHECK_INVALID(mt::mspd(Eigen::MatrixXd(0, 3), Eigen::MatrixXd(0, 3), 3), "at least one context");
   CHECK_INVALID(mt::per_dim(1.0, 0), "per_dim: d");
   CHECK_INVALID(mt::implicit_fit(Eigen::MatrixXd(0, 3), Eigen::VectorXd(0)), "implicit_fit: probes");
   CHECK_INVALID(mt::implicit_fit(A, Eigen::VectorXd::Ones(3)), "implicit_fit: predictions");
@@ -215,6 +231,18 @@ TEST_CASE("metrics: evaluate checks the size and finiteness of a weights() resul
     return Eigen::Vector2d(1.0, std::numeric_limits<double>::quiet_NaN()).eval();
   };
   CHECK_INVALID((mt::evaluate<double, 2>({3}, {p}, opt, rng)), "'OLS': weights() returned NaN or Inf");
-  p.weights = ols_weights;  // the regressor's own weights: accepted
-  CHECK_NOTHROW(mt::evaluate<double, 2>({3}, {p}, opt, rng));
+  p.weights = ols_weights;  // the regressor's own weights: accepted, and used for ILWD
+  mt::Predictor<double> implicit = mt::predictor<double>(rg::Ols{});
+  implicit.name = "OLS, implicit fit";
+  implicit.weights = nullptr;  // ILWD through the implicit fit of its predictions at the probes
+  const mt::EvalResult res = mt::evaluate<double, 2>({3}, {p, implicit}, opt, rng);
+  for (int i = 0; i < 3; ++i) {
+    INFO("prefix " << i);
+    const mt::Stat s = res.at("ilwd", "OLS", "OLS, implicit fit", i);
+    CHECK(s.count == 2);
+    // the same linear predictor: the implicit fit (a 4 x 2 least-squares solve of Gaussian probes,
+    // κ < 1e3) recovers its weights (|w| ~ 1) to κ·2^-53 ~ 1e-13, so ILWD = |Δw|² <= 1e-24;
+    // own weights that were mangled on the way (scaled, permuted) would leave O(1)
+    CHECK(s.mean <= 1e-24);
+  }
 }

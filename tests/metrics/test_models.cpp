@@ -115,8 +115,8 @@ TEST_CASE("a constructed ridge transformer evaluated through the metrics equals 
   opt.keep_predictions = true;
   icl::Rng rng2(9);
   const auto res = mt::evaluate_online<double, 2>(
-      dist, {mt::model_predictor<2>(tf, "constructed"), mt::prompt_predictor<double, 2>(rg::Ridge{lambda})},
-      opt, rng2);
+      dist, {mt::model_predictor(tf, "constructed"), mt::prompt_predictor<double, 2>(rg::Ridge{lambda})}, opt,
+      rng2);
   const Eigen::MatrixXd ref = online_reference(rg::Ridge{lambda}, dist, 12, 9);
   CHECK(same_online(res.predictions[1], ref));
   CHECK((res.predictions[0] - ref).cwiseAbs().maxCoeff() <= 1e-8);
@@ -129,10 +129,10 @@ TEST_CASE("a constructed ridge transformer evaluated through the metrics equals 
   eo.n_contexts = 3;
   eo.n_probes = 6;
   icl::Rng rng3(11);
-  const auto tab = mt::evaluate<double, 2>(dist,
-                                           {mt::as_predictor(mt::model_predictor<2>(tf, "constructed", 4)),
-                                            mt::predictor<double>(rg::Ridge{lambda})},
-                                           eo, rng3);
+  const auto tab = mt::evaluate<double, 2>(
+      dist,
+      {mt::as_predictor(mt::model_predictor(tf, "constructed", 4)), mt::predictor<double>(rg::Ridge{lambda})},
+      eo, rng3);
   for (int i = 0; i < n; ++i) {
     CHECK(tab.at("spd", "constructed", "Ridge(0.5)", i).mean <= 1e-16);
     CHECK(tab.at("ilwd", "constructed", "Ridge(0.5)", i).mean <= 1e-14);
@@ -151,7 +151,7 @@ TEST_CASE("a trained model's batched evaluation equals per-context calls", "[met
   opt.n_contexts = 9;
   opt.batch = 4;
   opt.keep_predictions = true;
-  const auto res = mt::evaluate_online<double, 2>(dist, {mt::model_predictor<2>(model, "model")}, opt, rng);
+  const auto res = mt::evaluate_online<double, 2>(dist, {mt::model_predictor(model, "model")}, opt, rng);
   icl::Rng rng_ref(13);
   for (int c = 0; c < 9; ++c) {
     const auto task = icl::data::sample_task<double, 2>(dist, rng_ref);
@@ -163,7 +163,7 @@ TEST_CASE("a trained model's batched evaluation equals per-context calls", "[met
   const auto task = icl::data::sample_task<double, 2>(dist, rng2);
   Eigen::MatrixXd queries(5, 2);
   for (int r = 0; r < 5; ++r) queries.row(r) = icl::data::sample_x<double, 2>(dist, rng2).transpose();
-  const mt::Predictor<double> pr = mt::as_predictor(mt::model_predictor<2>(model, "model", 2));
+  const mt::Predictor<double> pr = mt::as_predictor(mt::model_predictor(model, "model", 2));
   for (int i = 0; i <= 3; ++i) {
     const Eigen::MatrixXd X = task.X.topRows(i);
     const Eigen::VectorXd y = task.y.head(i);
@@ -196,9 +196,10 @@ TEST_CASE("cast_predictor runs a float predictor inside a double evaluation", "[
 
 TEST_CASE("prompt predictors reject bad input with clear errors", "[metrics][models]") {
   const Model model = small_model(4);
-  const auto pp = mt::model_predictor<2>(model, "model");
+  const auto pp = mt::model_predictor<2>(model, "model");  // D explicit: must equal Model::InputDim
   CHECK(pp.max_tokens == 9);
-  const icl::data::TaskDistribution dist{6};  // 11 tokens > TMax = 9
+  CHECK(mt::model_predictor(model, "deduced").dim == 2);  // D deduced from Model::InputDim
+  const icl::data::TaskDistribution dist{6};              // 11 tokens > TMax = 9
   mt::OnlineOptions opt;
   opt.n_contexts = 2;
   icl::Rng rng(1);

@@ -82,8 +82,22 @@ double rel(const Mat<double>& a, const Mat<double>& b) {
   return (a - b).norm() / s;
 }
 
+// Each quantity q has its own tolerance "tol.<q>" in the python file: 2 C S_q, S_q the relative
+// rounding scale of q on this input, derived in tests/python/nn_torch.py from a float64 run with
+// every rounding operation perturbed as in the case's precision (not a number measured on one
+// BLAS; issue 19 §1). A wrong weight, layout or formula moves a quantity by far more. `limit`
+// (issue 4's bounds) caps the derived tolerances, so that a rounding model gone loose cannot make
+// the comparison toothless.
+double tolerance(const icl::io::SafeTensors& ref, const std::string& q, double limit) {
+  const double tol = ref.get_scalar("tol." + q);
+  INFO("derived tolerance of " << q << ": " << tol << ", limit " << limit);
+  CHECK(tol > 0);
+  CHECK(tol <= limit);
+  return tol;
+}
+
 template <class Model>
-void check_case(const std::string& kind, const std::string& dt, double tol) {
+void check_case(const std::string& kind, const std::string& dt, double limit) {
   using S = typename Model::Scalar;
   const auto in = icl::io::SafeTensors::load(file(kind, dt, "in"));
   const auto ref = icl::io::SafeTensors::load(file(kind, dt, "torch"));
@@ -99,13 +113,15 @@ void check_case(const std::string& kind, const std::string& dt, double tol) {
   INFO(kind << " " << dt);
   {
     const double e = rel(c.out.template cast<double>(), ref.get<double>("out", 1, B * T));
-    INFO("outputs: rel error " << e);
+    const double tol = tolerance(ref, "out", limit);
+    INFO("outputs: rel error " << e << ", tolerance " << tol);
     CHECK(e <= tol);
   }
   {
     const double lt = ref.get_scalar("loss");
     const double e = std::abs(loss - lt) / std::abs(lt);
-    INFO("loss " << loss << " torch " << lt << " rel error " << e);
+    const double tol = tolerance(ref, "loss", limit);
+    INFO("loss " << loss << " torch " << lt << " rel error " << e << ", tolerance " << tol);
     CHECK(e <= tol);
   }
   double worst = 0;
@@ -113,19 +129,20 @@ void check_case(const std::string& kind, const std::string& dt, double tol) {
     const Mat<double> g = p.grad_map().template cast<double>();
     const Mat<double> gt = p.cols == 1 ? Mat<double>(ref.get_vector<double>("grad." + p.name, p.rows))
                                        : ref.get<double>("grad." + p.name, p.rows, p.cols);
-    const double e = rel(g, gt);
-    worst = std::max(worst, e);
-    INFO("gradient " << p.name << " rel error " << e);
+    const double e = rel(g, gt), tol = tolerance(ref, "grad." + p.name, limit);
+    worst = std::max(worst, e / tol);
+    INFO("gradient " << p.name << " rel error " << e << ", tolerance " << tol);
     CHECK(e <= tol);
   }
-  WARN("nn_torch " << kind << " " << dt << ": worst gradient rel error " << worst);
+  WARN("nn_torch " << kind << " " << dt << ": worst gradient rel error " << worst << " of its tolerance");
   // weights initialised by PyTorch, loaded by name: same outputs
   Model m2 = make<Model>(kind);
   get_params(ref, m2.parameters(), "torchinit.");
   m2.forward(inputs, T, c);
   const double e2 = rel(c.out.template cast<double>(), ref.get<double>("torchinit.out", 1, B * T));
-  INFO("torch-initialised weights: outputs rel error " << e2);
-  CHECK(e2 <= tol);
+  const double tol2 = tolerance(ref, "torchinit.out", limit);
+  INFO("torch-initialised weights: outputs rel error " << e2 << ", tolerance " << tol2);
+  CHECK(e2 <= tol2);
 }
 
 }  // namespace
@@ -140,10 +157,9 @@ TEST_CASE("nn vs torch: write weights and batches", "[.][py-nn-write]") {
 
 TEST_CASE("nn vs torch: outputs, loss and gradients agree", "[.][py-nn-check]") {
   REQUIRE(!icl::test::python_dir().empty());
-  // double: both sides round at 1.1e-16 through ~1e3 operations per output; issue 4 asks <= 1e-10
+  // tolerances per quantity from the python file (see check_case), capped by issue 4's bounds
   check_case<PreLN<double>>("preln", "f64", 1e-10);
   check_case<Paper<double>>("paper", "f64", 1e-10);
-  // float: 6e-8 per operation, differently ordered sums on both sides; issue 4 asks <= 1e-4
   check_case<PreLN<float>>("preln", "f32", 1e-4);
   check_case<Paper<float>>("paper", "f32", 1e-4);
 }

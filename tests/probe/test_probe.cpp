@@ -153,6 +153,37 @@ TEST_CASE("probes on the constructed ridge transformer decode XᵀY from the lay
   CHECK((wo - t0.X.row(0).transpose() * t0.y(0) / t0.X.row(0).squaredNorm()).norm() <= 1e-14);
 }
 
+TEST_CASE("probe standardisation leaves rows that are constant up to rounding unscaled", "[probe]") {
+  // A float row that is constant but for rounding (1 ± ulp, 1000 ± ulp: what a bias or ONE row
+  // looks like after a float network) has σ ~ 1e-7 of its value; dividing by it (inv_std ~ 1e7)
+  // made rounding noise an order-1 feature. Rows whose σ is at most √ε of their RMS count as
+  // constant (inv_std = 0); a row with a real relative variation of 1e-2 is still standardised.
+  using MatF = Eigen::MatrixXf;
+  icl::Rng rng(9);
+  const int N = 64, T = 2;
+  MatF H(4, N * T), V(1, N);
+  for (int c = 0; c < N * T; ++c) {
+    const float g = static_cast<float>(rng.normal()), b = static_cast<float>(rng.uniform());
+    volatile float one_plus_b = 1.0f + b;  // rounded to float here
+    H(0, c) = g;
+    H(1, c) = one_plus_b - b;     // 1 up to one rounding
+    H(2, c) = 1000.0f * H(1, c);  // 1000 up to two roundings
+    H(3, c) = 1.0f + 0.01f * g;   // a genuine (small) variation
+  }
+  for (int b = 0; b < N; ++b) V(0, b) = H(0, b * T);
+  REQUIRE((H.row(1).array() != 1.0f).any());  // the rows do carry rounding noise
+  REQUIRE((H.row(2).array() != 1000.0f).any());
+  pb::FitOptions fo;
+  fo.steps = 5;
+  const auto fit = pb::fit_probe<float>(H, T, V, shape_of(pb::Readout::linear), fo);
+  CHECK(fit.inv_std(1) == 0.0f);
+  CHECK(fit.inv_std(2) == 0.0f);
+  // the real rows: 1/σ over the 48 training prompts (σ(g) ~ 1, so 1/σ in [0.5, 2], and 100x that)
+  CHECK(fit.inv_std(0) > 0.5f);
+  CHECK(fit.inv_std(0) < 2.0f);
+  CHECK(fit.inv_std(3) == Approx(100 * fit.inv_std(0)).epsilon(1e-3));
+}
+
 TEST_CASE("probe functions reject bad input with clear errors", "[probe]") {
   icl::Rng rng(1);
   const Mat H = gaussian(3, 8, rng), V = gaussian(2, 4, rng);

@@ -1,8 +1,11 @@
 """A minimal safetensors reader and writer with numpy only (Debian has no `safetensors` package),
 shared by the Python differential tests: 8-byte little-endian header length, JSON header (padded
-with spaces to a multiple of 8), raw little-endian C-order data; F32 and F64."""
+with spaces to a multiple of 8), raw little-endian C-order data; F32 and F64. The writer adds icl's
+per-tensor CRC-32 checksums ("icl.crc32.<name>" metadata, zlib.crc32; docs/io.md "Checksums")
+unless checksum=False, so that C++ verifies checksums computed by Python's standard library."""
 import json
 import struct
+import zlib
 
 import numpy as np
 
@@ -24,18 +27,20 @@ def read(path):
     return out, meta
 
 
-def write(path, tensors, meta=None):
+def write(path, tensors, meta=None, checksum=True):
     """Writes {name: float32/float64 numpy array} (and string metadata) to `path`."""
-    header, blobs, off = {}, [], 0
-    if meta:
-        header["__metadata__"] = meta
+    entries, blobs, off = {}, [], 0
+    meta = dict(meta or {})
     for name, arr in tensors.items():
         arr = np.ascontiguousarray(arr)
         dt = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}[arr.dtype]
         blob = arr.astype(DT[dt]).tobytes()
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(blob)]}
+        entries[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(blob)]}
+        if checksum:
+            meta[f"icl.crc32.{name}"] = f"{zlib.crc32(blob):08x}"
         blobs.append(blob)
         off += len(blob)
+    header = {"__metadata__": meta, **entries} if meta else entries
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:

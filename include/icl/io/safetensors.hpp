@@ -21,6 +21,7 @@
 
 #include "icl/core/error.hpp"
 #include "icl/io/atomic_file.hpp"
+#include "icl/io/detail/crc32.hpp"
 #include "icl/io/detail/json.hpp"
 
 namespace icl::io {
@@ -94,24 +95,37 @@ constexpr DType dtype_of() {
   return sizeof(S) == 4 ? DType::F32 : DType::F64;
 }
 
-/// Shape and dtype of a stored tensor.
-struct TensorInfo {
-  DType dtype = DType::F64;         ///< element type in the file
-  std::vector<std::int64_t> shape;  ///< row-major dims; {} is a scalar
-  /// Number of elements (1 for a scalar).
-  std::int64_t numel() const {
-    std::int64_t n = 1;
-    for (const auto d : shape) n *= d;
-    return n;
-  }
-};
-
 /// A shape as text, e.g. "[2, 3]" (for error messages).
 inline std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
+
+/// Shape and dtype of a stored tensor.
+struct TensorInfo {
+  DType dtype = DType::F64;         ///< element type in the file
+  std::vector<std::int64_t> shape;  ///< row-major dims; {} is a scalar
+  /// Number of elements (1 for a scalar). @throws icl::InvalidArgument for a negative dimension or
+  /// a count beyond int64 (see checked_numel).
+  std::int64_t numel() const { return checked_numel(shape, "TensorInfo::numel"); }
+
+  /// The product of `shape`, checked before each multiplication (a signed overflow is undefined
+  /// behaviour, and a huge shape may come from a caller of put_nd). `fn` names the caller in errors.
+  static std::int64_t checked_numel(const std::vector<std::int64_t>& shape, const char* fn) {
+    for (const auto d : shape)
+      ICL_CHECK_ARG(d >= 0, fn, ": shape: negative dimension ", d, " in ", shape_string(shape));
+    for (const auto d : shape)
+      if (d == 0) return 0;  // a zero dimension anywhere: no elements, whatever the others
+    std::int64_t n = 1;
+    for (const auto d : shape) {
+      ICL_CHECK_ARG(n <= std::numeric_limits<std::int64_t>::max() / d, fn, ": shape: ", shape_string(shape),
+                    " has more than 2^63 - 1 elements");
+      n *= d;
+    }
+    return n;
+  }
+};
 
 /// An in-memory safetensors file: add tensors with put(), read them with get(), save()/load().
 ///
@@ -124,7 +138,13 @@ class SafeTensors {
   /// Largest header accepted by load (the reference implementation's limit is 100 MB).
   static constexpr std::uint64_t kMaxHeaderBytes = 100u * 1000u * 1000u;
 
-  std::map<std::string, std::string> metadata;  ///< the "__metadata__" string map
+  /// Metadata key prefix of the per-tensor checksums: "icl.crc32." followed by a tensor's name holds
+  /// the CRC-32 of that tensor's bytes as 8 lowercase hex digits. to_bytes writes one for every tensor;
+  /// from_bytes verifies them, refuses a tensor whose bytes changed by name, and removes the keys from
+  /// `metadata` (a file without them loads as before). docs/io.md, "Checksums".
+  static constexpr std::string_view kChecksumPrefix = "icl.crc32.";
+
+  std::map<std::string, std::string> metadata;  ///< the "__metadata__" string map (checksums excluded)
 
   /// Stores `m` under `name` (replacing any tensor of that name) as `dtype`.
   template <class Derived>
@@ -234,10 +254,17 @@ class SafeTensors {
     // Built with appends only: GCC 12 reports a false -Wrestrict on `const char* + std::string&&`.
     std::string header = "{";
     bool first = true;
-    if (!metadata.empty()) {
+    std::map<std::string, std::string> meta = metadata;
+    for (const auto& [name, e] : tensors_) {
+      ICL_CHECK_ARG(!metadata.count(std::string(kChecksumPrefix) + name), "SafeTensors: metadata key '",
+                    kChecksumPrefix, name, "': the prefix '", kChecksumPrefix,
+                    "' is reserved for the checksums icl writes");
+      meta[std::string(kChecksumPrefix) + name] = checksum_text(e.bytes);
+    }
+    if (!meta.empty()) {
       header += "\"__metadata__\":{";
       bool f2 = true;
-      for (const auto& [k, v] : metadata) {
+      for (const auto& [k, v] : meta) {
         if (!f2) header += ',';
         header += detail::json_quote(k);
         header += ':';
@@ -390,6 +417,7 @@ class SafeTensors {
     }
     ICL_CHECK_IO(at == data.size(), context, ": corrupt: ", data.size() - at,
                  " trailing bytes after the last tensor's data");
+    st.verify_checksums(context);
     return st;
   }
 
@@ -413,9 +441,45 @@ class SafeTensors {
     std::vector<unsigned char> bytes;  // little-endian, row-major
   };
 
+  static std::string checksum_text(const std::vector<unsigned char>& bytes) {
+    const std::uint32_t c = detail::crc32(bytes.data(), bytes.size());
+    static const char* hex = "0123456789abcdef";
+    std::string s(8, '0');
+    for (int i = 0; i < 8; ++i) s[static_cast<std::size_t>(i)] = hex[(c >> (28 - 4 * i)) & 0xFu];
+    return s;
+  }
+
+  // The checksums (if the file has any) must cover every tensor, name only tensors of the file and
+  // match the bytes; they are then removed from `metadata`. The tensors tile the data section, so
+  // per-tensor checksums cover every data byte and name the tensor that changed.
+  void verify_checksums(const std::string& context) {
+    std::size_t count = 0;
+    for (auto it = metadata.lower_bound(std::string(kChecksumPrefix));
+         it != metadata.end() && it->first.compare(0, kChecksumPrefix.size(), kChecksumPrefix) == 0; ++it) {
+      const std::string name = it->first.substr(kChecksumPrefix.size());
+      const auto t = tensors_.find(name);
+      ICL_CHECK_IO(t != tensors_.end(), context, ": metadata '", it->first, "' is the checksum of a tensor '",
+                   name, "' that the file does not have");
+      const std::string got = checksum_text(t->second.bytes);
+      ICL_CHECK_IO(it->second == got, context, ": tensor '", name, "': checksum mismatch (crc32 ", got,
+                   " of the data, ", it->second,
+                   " stored when the file was written): the tensor's bytes changed after writing");
+      ++count;
+    }
+    if (count == 0) return;  // a file without checksums (written before them, or by another tool)
+    for (const auto& [name, e] : tensors_)
+      ICL_CHECK_IO(metadata.count(std::string(kChecksumPrefix) + name), context, ": tensor '", name,
+                   "' has no checksum ('", kChecksumPrefix, name,
+                   "') while others have: the file was changed after icl wrote it");
+    for (auto it = metadata.lower_bound(std::string(kChecksumPrefix));
+         it != metadata.end() && it->first.compare(0, kChecksumPrefix.size(), kChecksumPrefix) == 0;)
+      it = metadata.erase(it);
+  }
+
   static std::uint64_t parse_uint(const detail::Json& j, const std::string& context, const std::string& name,
                                   const char* field) {
-    bool ok = j.is_number() && !j.text.empty() && j.text.size() <= 19;
+    // digits only, no leading zero ("007", which the reference reader refuses), at most 19 digits
+    bool ok = j.is_number() && !j.text.empty() && j.text.size() <= 19 && (j.text[0] != '0' || j.text == "0");
     for (const char c : j.text) ok = ok && c >= '0' && c <= '9';
     if (!ok)
       icl::detail::raise<IoError>(context, ": corrupt header: ", field, " of '", name,
@@ -467,8 +531,8 @@ class SafeTensors {
     Entry e;
     e.info.dtype = dtype;
     e.info.shape = std::move(shape);
-    for (const auto d : e.info.shape) ICL_CHECK_ARG(d >= 0, "SafeTensors::put: shape: negative dimension");
-    const std::size_t n = static_cast<std::size_t>(e.info.numel());
+    const std::size_t n =
+        static_cast<std::size_t>(TensorInfo::checked_numel(e.info.shape, "SafeTensors::put"));
     ICL_CHECK_ARG(count == static_cast<std::size_t>(-1) || count == n,
                   "SafeTensors::put_nd: values: expected ", n, " values for shape ",
                   shape_string(e.info.shape), ", got ", count);

@@ -19,6 +19,7 @@
 #include "icl/io/csv.hpp"
 #include "icl/metrics/implicit_weights.hpp"
 #include "icl/metrics/spd.hpp"
+#include "icl/metrics/stat.hpp"
 #include "icl/regress/algorithms.hpp"
 #include "icl/regress/fit.hpp"
 
@@ -67,14 +68,6 @@ struct EvalOptions {
   bool intercept = false;  ///< implicit fits with an intercept (the released code's choice)
 };
 
-/// Mean and 95% confidence half-width (normal approximation: 1.96·s/√N, s the sample standard
-/// deviation over contexts; docs/metrics.md Eq. (M7)).
-struct Stat {
-  double mean = 0;  ///< sample mean over contexts of the per-context value
-  double ci95 = 0;  ///< half-width 1.96·s/√count of the 95% interval; 0 when count < 2
-  int count = 0;    ///< number of values averaged (contexts)
-};
-
 /// One line of the result table: `metric` of predictor `a` (against predictor `b`, or "truth")
 /// after `examples` examples.
 struct EvalRow {
@@ -108,29 +101,6 @@ struct EvalResult {
                                           examples, ")");
   }
 };
-
-namespace detail {
-
-// Welford accumulator over contexts.
-struct Acc {
-  double mean = 0, m2 = 0;
-  int count = 0;
-  void add(double v) {
-    ++count;
-    const double delta = v - mean;
-    mean += delta / count;
-    m2 += delta * (v - mean);
-  }
-  Stat stat() const {
-    Stat s;
-    s.mean = mean;
-    s.count = count;
-    s.ci95 = count > 1 ? 1.96 * std::sqrt(m2 / (count - 1)) / std::sqrt(static_cast<double>(count)) : 0.0;
-    return s;
-  }
-};
-
-}  // namespace detail
 
 /// Evaluates `predictors` on `opt.n_contexts` tasks drawn from `dist` (tasks of dist.n examples
 /// in D dimensions, scalar S). For every context and every prefix i = 0..n−1 (i examples), each

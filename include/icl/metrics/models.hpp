@@ -23,6 +23,11 @@
 #include "icl/regress/algorithms.hpp"
 #include "icl/regress/online.hpp"
 
+namespace icl::construct {
+template <class S, int D, int H, int F>
+class ConstructedTransformer;  // construct/transformer.hpp; named here only to deduce its D
+}  // namespace icl::construct
+
 namespace icl::metrics {
 
 /// Any predictor over prompts: `predict(tokens, T)` takes B = tokens.cols()/T prompts of T tokens
@@ -43,6 +48,19 @@ struct PromptPredictor {
 };
 
 namespace detail {
+
+template <class>
+inline constexpr bool always_false = false;
+
+/// The input dimension D of a model type: Model::InputDim (nn::Transformer), D of a
+/// ConstructedTransformer<S, D, H, F>, 0 when the type says nothing.
+template <class M>
+struct model_input_dim : std::integral_constant<int, 0> {};
+template <class M>
+requires requires { M::InputDim; }
+struct model_input_dim<M> : std::integral_constant<int, M::InputDim> {};
+template <class S, int D, int H, int F>
+struct model_input_dim<construct::ConstructedTransformer<S, D, H, F>> : std::integral_constant<int, D> {};
 
 template <class M, class = void>
 struct has_predict_batch : std::false_type {};
@@ -112,13 +130,20 @@ PromptPredictor<S> prompt_predictor(const A& algo, std::string name = {}) {
 /// Any sequence model as a PromptPredictor: a trained nn::Transformer or a constructed transformer
 /// (anything with predict_batch(tokens, T) -> ceil(T/2) x B and a Scalar type), or a model with only
 /// predict(tokens) (then one call per prompt). The model is held by reference: it must outlive the
-/// returned predictor.
+/// returned predictor, and a temporary is refused at compile time. The input dimension D is deduced
+/// from Model::InputDim (nn::Transformer) or the ConstructedTransformer<S, D, H, F> type; a model
+/// type with neither names it explicitly (model_predictor<D>(model, name)), and an explicit D that
+/// contradicts the deduced one is a compile-time error.
 template <int D, class Model>
 PromptPredictor<typename Model::Scalar> model_predictor(const Model& model, std::string name,
                                                         int batch = 256) {
   using S = typename Model::Scalar;
   using MatX = typename PromptPredictor<S>::MatX;
   static_assert(D >= 1, "icl::metrics::model_predictor: the input dimension D must be at least 1");
+  static_assert(
+      detail::model_input_dim<Model>::value == 0 || detail::model_input_dim<Model>::value == D,
+      "icl::metrics::model_predictor: D differs from the model's input dimension (Model::InputDim); "
+      "omit it: model_predictor(model, name)");
   ICL_CHECK_ARG(batch >= 1, "model_predictor: batch: expected >= 1 prompts per call, got ", batch);
   PromptPredictor<S> p;
   p.name = std::move(name);
@@ -137,6 +162,31 @@ PromptPredictor<typename Model::Scalar> model_predictor(const Model& model, std:
     }
   };
   return p;
+}
+/// The same with D deduced (see above).
+template <class Model>
+PromptPredictor<typename Model::Scalar> model_predictor(const Model& model, std::string name,
+                                                        int batch = 256) {
+  static_assert(detail::model_input_dim<Model>::value >= 1,
+                "icl::metrics::model_predictor: cannot deduce the input dimension D of this model type "
+                "(no Model::InputDim): call model_predictor<D>(model, name)");
+  return model_predictor<detail::model_input_dim<Model>::value>(model, std::move(name), batch);
+}
+/// A temporary model would dangle (the predictor holds a reference): refused at compile time.
+template <class Model>
+void model_predictor(const Model&& model, std::string name = {}, int batch = 256) {
+  static_assert(detail::always_false<Model>,
+                "icl::metrics::model_predictor: the predictor holds the model by reference; pass a model "
+                "(an lvalue) that outlives it, not a temporary");
+  (void)model, (void)name, (void)batch;
+}
+/// As above, with D given explicitly.
+template <int D, class Model>
+void model_predictor(const Model&& model, std::string name = {}, int batch = 256) {
+  static_assert(detail::always_false<Model>,
+                "icl::metrics::model_predictor: the predictor holds the model by reference; pass a model "
+                "(an lvalue) that outlives it, not a temporary");
+  (void)model, (void)name, (void)batch;
 }
 
 /// `p` in another scalar type: tokens are rounded to From before the call and the predictions

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "icl/core/error.hpp"
+#include "icl/metrics/stat.hpp"
 
 namespace icl::metrics {
 
@@ -45,18 +46,31 @@ inline double per_dim(double value, int d) {
 
 /// MSPD, docs/metrics.md Eq. (M4): SPD averaged over the under-determined region. `a` and `b`
 /// are (contexts × n) online predictions, column i made after i examples; the region is the
-/// columns first ≤ i < min(d, n). first = 1 (default) skips the prediction from no examples, as
-/// the released code's online protocol scores positions 1..n−1 only.
+/// columns first ≤ i < d. first = 1 (default) skips the prediction from no examples, as the
+/// released code's online protocol scores positions 1..n−1 only. Returns the Stat of
+/// evaluate_online's "mspd" rows: per context (row) the mean of (a_i − b_i)² over the region, then
+/// mean and 95% CI over the contexts (count = rows; ci95 = 0 for one row).
+/// @throws InvalidArgument for d < 1, first outside [0, d), fewer than d columns (n < d: the
+///         region would be cut short; a d larger than the task's is the usual cause), shapes
+///         that differ, no rows, or NaN/Inf predictions.
 template <class DA, class DB>
-double mspd(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b, int d, int first = 1) {
+Stat mspd(const Eigen::MatrixBase<DA>& a, const Eigen::MatrixBase<DB>& b, int d, int first = 1) {
+  static_assert(std::is_same_v<typename DA::Scalar, typename DB::Scalar>,
+                "icl::metrics::mspd: a and b must have the same scalar type");
   ICL_CHECK_ARG(d >= 1, "mspd: d: expected >= 1, got ", d);
-  ICL_CHECK_ARG(first >= 0, "mspd: first: expected >= 0, got ", first);
-  const Eigen::Index last = std::min<Eigen::Index>(d, a.cols());
-  ICL_CHECK_ARG(last > first, "mspd: a: expected predictions after ", first, "..", d - 1,
-                " examples (columns), got ", a.cols(), " columns");
+  ICL_CHECK_ARG(first >= 0 && first < d, "mspd: first: expected in [0, d = ", d, "), got ", first);
+  ICL_CHECK_ARG(a.cols() >= d, "mspd: a: expected online predictions after 0..", d - 1,
+                " examples at least (n >= d = ", d, " columns), got ", a.cols(),
+                " columns (is d the task dimension?)");
   ICL_CHECK_ARG(a.rows() == b.rows() && a.cols() == b.cols(), "mspd: b: expected the shape of a (", a.rows(),
                 "x", a.cols(), "), got ", b.rows(), "x", b.cols());
-  return spd(a.middleCols(first, last - first), b.middleCols(first, last - first));
+  ICL_CHECK_ARG(a.rows() >= 1, "mspd: a: expected at least one context (row), got none");
+  ICL_CHECK_ARG(a.allFinite(), "mspd: a: expected finite values, found NaN or Inf");
+  ICL_CHECK_ARG(b.allFinite(), "mspd: b: expected finite values, found NaN or Inf");
+  detail::Acc acc;
+  for (Eigen::Index r = 0; r < a.rows(); ++r)
+    acc.add(spd(a.row(r).segment(first, d - first), b.row(r).segment(first, d - first)));
+  return acc.stat();
 }
 
 }  // namespace icl::metrics

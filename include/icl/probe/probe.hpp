@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -252,7 +253,8 @@ struct ProbeFit {
   /// Per hidden row, the training mean μ (0 without standardize), H entries (Eq. (P10)).
   Eigen::Matrix<S, Eigen::Dynamic, 1> mean, inv_std;
   /// @var inv_std
-  /// Per hidden row, 1/σ over the training columns (1 without standardize, or where σ = 0).
+  /// Per hidden row, 1/σ over the training columns (1 without standardize; 0 for a row constant up
+  /// to rounding, σ <= √ε · its RMS, whose centred feature is then 0).
 
   ProbeScore score;          ///< held-out and training MSE and R²
   std::vector<double> loss;  ///< training loss per step
@@ -291,8 +293,17 @@ ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hi
   if (opt.standardize) {  // (P10): h ← (h − μ) ⊙ σ⁻¹ per row, μ, σ over the training columns
     fit.mean = Htr.rowwise().mean();
     const Vec var = (Htr.colwise() - fit.mean).rowwise().squaredNorm() / static_cast<S>(Htr.cols());
-    for (Eigen::Index i = 0; i < var.size(); ++i)
-      fit.inv_std(i) = var(i) > S(0) ? S(1) / std::sqrt(var(i)) : S(1);
+    // A row whose deviation is at most √ε of its RMS (ε = the machine epsilon of S) holds less than
+    // half of S's digits of variation: what a constant row (a bias feature, a construction's pad
+    // or ONE row) shows after rounding amplified up to 1/√ε (4096 in float) through the network.
+    // Dividing by that deviation would turn rounding into order-1 features (inv_std 1e7 for a float
+    // row of 1 ± ε), so such a row counts as constant: inv_std = 0, its centred feature is 0.
+    const double eps = static_cast<double>(std::numeric_limits<S>::epsilon());
+    for (Eigen::Index i = 0; i < var.size(); ++i) {
+      const double v = static_cast<double>(var(i)), mu = static_cast<double>(fit.mean(i));
+      const double ms = v + mu * mu;  // mean square of the row: its scale
+      fit.inv_std(i) = v > eps * ms ? S(1) / std::sqrt(var(i)) : S(0);
+    }
   }
   const auto normalise = [&](const Mat& h) -> Mat {
     return ((h.colwise() - fit.mean).array().colwise() * fit.inv_std.array()).matrix();

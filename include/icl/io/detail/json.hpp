@@ -119,16 +119,7 @@ class JsonParser {
     }
     if (c == '-' || (c >= '0' && c <= '9')) {
       v.kind = Json::Kind::number;
-      const std::size_t start = pos_;
-      if (s_[pos_] == '-') ++pos_;
-      bool digits = false;
-      while (pos_ < s_.size() && ((s_[pos_] >= '0' && s_[pos_] <= '9') || s_[pos_] == '.' ||
-                                  s_[pos_] == 'e' || s_[pos_] == 'E' || s_[pos_] == '+' || s_[pos_] == '-')) {
-        digits = digits || (s_[pos_] >= '0' && s_[pos_] <= '9');
-        ++pos_;
-      }
-      if (!digits) fail("malformed number");
-      v.text = std::string(s_.substr(start, pos_ - start));
+      v.text = parse_number();
       return v;
     }
     if (s_.substr(pos_, 4) == "true") {
@@ -147,6 +138,74 @@ class JsonParser {
       return v;
     }
     fail(std::string("unexpected character '") + c + "'");
+  }
+  bool digit_at(std::size_t i) const { return i < s_.size() && s_[i] >= '0' && s_[i] <= '9'; }
+  /// RFC 8259's number grammar, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, nothing more: "1-2",
+  /// "1.2.3", "--" and "007" are refused here (the reference safetensors reader, serde_json, refuses
+  /// them too) instead of reaching a consumer that would read a prefix.
+  std::string parse_number() {
+    const std::size_t start = pos_;
+    if (s_[pos_] == '-') ++pos_;
+    if (!digit_at(pos_)) fail("malformed number: expected a digit");
+    if (s_[pos_] == '0') {
+      ++pos_;
+      if (digit_at(pos_)) fail("malformed number: leading zero");
+    } else {
+      while (digit_at(pos_)) ++pos_;
+    }
+    if (pos_ < s_.size() && s_[pos_] == '.') {
+      ++pos_;
+      if (!digit_at(pos_)) fail("malformed number: expected a digit after '.'");
+      while (digit_at(pos_)) ++pos_;
+    }
+    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      ++pos_;
+      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+      if (!digit_at(pos_)) fail("malformed number: expected a digit in the exponent");
+      while (digit_at(pos_)) ++pos_;
+    }
+    // A number ends at a delimiter; "1.2.3", "1-2" or "1e5e5" would otherwise stop after a prefix
+    // and be reported by the caller as a missing ',' -- say what it is.
+    if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == '-' || s_[pos_] == '+' || s_[pos_] == 'e' ||
+                             s_[pos_] == 'E' || digit_at(pos_)))
+      fail("malformed number '" + std::string(s_.substr(start, pos_ + 1 - start)) + "...'");
+    return std::string(s_.substr(start, pos_ - start));
+  }
+  /// Consumes one UTF-8 encoded code point whose lead byte (>= 0x80) is at pos_ - 1; refuses
+  /// malformed sequences: stray continuation bytes, truncated sequences, overlong encodings,
+  /// surrogates (U+D800..U+DFFF) and code points above U+10FFFF (RFC 3629).
+  void check_utf8(unsigned char lead, std::string& out) {
+    int extra = 0;
+    std::uint32_t cp = 0, min = 0;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      extra = 1, cp = lead & 0x1Fu, min = 0x80;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      extra = 2, cp = lead & 0x0Fu, min = 0x800;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      extra = 3, cp = lead & 0x07u, min = 0x10000;
+    } else {
+      --pos_;
+      fail("invalid UTF-8 in string (byte 0x" + hex2(lead) + ")");
+    }
+    const std::size_t at = pos_ - 1;
+    for (int i = 0; i < extra; ++i) {
+      const auto b = pos_ < s_.size() ? static_cast<unsigned char>(s_[pos_]) : 0u;
+      if ((b & 0xC0u) != 0x80u) {
+        pos_ = at;
+        fail("invalid UTF-8 in string (truncated sequence)");
+      }
+      cp = (cp << 6) | (b & 0x3Fu);
+      ++pos_;
+    }
+    if (cp < min || (cp >= 0xD800 && cp < 0xE000) || cp > 0x10FFFF) {
+      pos_ = at;
+      fail("invalid UTF-8 in string (overlong, surrogate or beyond U+10FFFF)");
+    }
+    out.append(s_.substr(at, pos_ - at));
+  }
+  static std::string hex2(unsigned char b) {
+    static const char* hex = "0123456789abcdef";
+    return {hex[b >> 4], hex[b & 0xF]};
   }
   static void put_utf8(std::string& out, std::uint32_t cp) {
     if (cp < 0x80) {
@@ -190,6 +249,10 @@ class JsonParser {
       const char c = s_[pos_++];
       if (c == '"') return out;
       if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        check_utf8(static_cast<unsigned char>(c), out);
+        continue;
+      }
       if (c != '\\') {
         out += c;
         continue;
