@@ -30,7 +30,8 @@ include(CheckCXXSourceCompiles)
 # the targets whose ICL_*_ARCH enables it. The same GCC versions also report -Warray-bounds inside
 # avx512fintrin.h (_mm512_loadu_ps) for Eigen's 16-float packet loop when a fixed 4-vector is
 # assigned to a dynamic-size block (the loop runs zero times; GCC cannot prove it): first seen in
-# examples/fig4_probe.cpp (probe/targets.hpp) under -march=x86-64-v4, so that warning goes too.
+# examples/fig4_probe.cpp (probe/targets.hpp; its probes are now icl_cell's) under
+# -march=x86-64-v4, so that warning goes too.
 # Depending on what gets inlined, the same self-initialised register is reported as definitely
 # uninitialised (-Wuninitialized, "'__Y' is used uninitialized", inside _mm512_max_ps via Eigen's
 # pmax in the ReLU branch of the activation at F = 512: first seen in bench/bench_nn.cpp and

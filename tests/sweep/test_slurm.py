@@ -18,6 +18,10 @@
    COMPLETED.
 5. Gathers; runs the same sweep with the local executor in a second root, gathers, and
    compares the two gathered.csv files byte for byte.
+6. The quick versions of the figure sweeps (sweeps/fig1.toml ... fig4.toml; --figures): all
+   submitted at once with `slurm --quick` (one array each, --threads from [resources] cpus),
+   waited for, every task COMPLETED and every cell done; gathered; run again with the local
+   executor (-P 2 -T 1) and gathered; each figure's two gathered.csv files compared byte for byte.
 The cluster is stopped on every path: finally, SIGTERM/SIGINT/SIGHUP handlers, and a watcher
 process that stops it if this process dies without either (CTest kills a test at its TIMEOUT).
 Without slurm-wlm and munge the test fails, naming them.
@@ -40,6 +44,7 @@ sys.path.insert(0, str(HERE))
 import slurm_cluster  # noqa: E402
 
 SWEEP = HERE / "slurm_quick.toml"
+FIGURES = "fig1,fig2,fig3,fig4"
 T0 = time.monotonic()
 
 
@@ -118,6 +123,10 @@ def main():
     ap.add_argument("--runner", required=True, help="the cell runner (icl_cell)")
     ap.add_argument("--driver", default=str(SOURCE / "tools" / "icl_sweep.py"))
     ap.add_argument("--work", help="work folder (default: a new temporary folder)")
+    ap.add_argument("--figures", default=FIGURES,
+                    help="the figure sweeps (sweeps/NAME.toml) whose quick versions must gather "
+                         "the same bytes through both executors (default %(default)s; '' for none)")
+    ap.add_argument("--sweeps", default=str(SOURCE / "sweeps"), help="the figure sweeps' folder")
     ap.add_argument("--deadline", type=float, default=480,
                     help="seconds for the whole test (below CTest's TIMEOUT: the test stops "
                          "its cluster itself)")
@@ -133,7 +142,9 @@ def main():
         return 1
     runner = Path(a.runner).resolve()
     driver = Path(a.driver).resolve()
-    for p, what in [(runner, "the cell runner"), (driver, "the driver")]:
+    figures = [Path(a.sweeps).resolve() / ("%s.toml" % f) for f in a.figures.split(",") if f]
+    for p, what in [(runner, "the cell runner"), (driver, "the driver")] + \
+            [(f, "the figure sweep") for f in figures]:
         if not p.exists():
             print("FAIL: %s %s does not exist" % (what, p), file=sys.stderr)
             return 1
@@ -147,7 +158,7 @@ def main():
         if old and os.path.exists(old):
             log("stopping the cluster of an earlier run in %s" % old)
             slurm_cluster.stop(old)
-    for sub in ["slurm_root", "local_root"]:
+    for sub in ["slurm_root", "local_root", "figures_slurm", "figures_local"]:
         subprocess.run(["rm", "-rf", str(work / sub)], check=True)
     # A short path: the munge socket's path must fit a sockaddr_un (108 bytes).
     cdir = tempfile.mkdtemp(prefix="icl-slurm-")
@@ -160,6 +171,8 @@ def main():
         log("cluster in %s: node idle after %.1f s" % (cdir, t))
         env = slurm_cluster.env(cdir)
         body(env, cdir, runner, driver, work, T0 + a.deadline)
+        if figures:
+            figure_sweeps(env, cdir, runner, driver, work, figures, T0 + a.deadline)
         log("PASS")
         return 0
     except Failure as ex:
@@ -312,6 +325,83 @@ def body(env, cdir, runner, driver, work, deadline):
         raise Failure("gathered.csv differs between the SLURM and the local executor:\n"
                       "--- slurm\n%s\n--- local\n%s" % (g1.decode(), g2.decode()))
     log("gathered.csv: %d rows, identical from both executors" % (g1.count(b"\n") - 1))
+
+
+def figure_sweeps(env, cdir, runner, driver, work, sweeps, deadline):
+    """The quick figure sweeps through SLURM and through the local executor: the same bytes."""
+    def left():
+        return max(5.0, deadline - time.monotonic())
+
+    py = sys.executable
+    t = time.monotonic()
+    jobs = {}
+    for sw in sweeps:
+        root = work / "figures_slurm" / sw.stem
+        r = run([py, driver, "slurm", sw, "--quick", "--root", root, "--runner", runner], env,
+                timeout=60, check=False)
+        if r.returncode != 0:
+            raise Failure("icl_sweep.py slurm %s --quick exited %d\n%s%s"
+                          % (sw, r.returncode, r.stdout, r.stderr))
+        job_file = root / "slurm" / "array-0.job"
+        if not job_file.exists():
+            raise Failure("no %s after submitting %s" % (job_file, sw))
+        jobs[sw] = (int(job_file.read_text()),
+                    len((root / "slurm" / "array-0.cells").read_text().splitlines()))
+    log("figure sweeps submitted: %s" % ", ".join("%s: job %d (%d cells)" % (sw.stem, j, n)
+                                                   for sw, (j, n) in jobs.items()))
+
+    def diag():
+        out = []
+        for cmd in (["squeue", "-a", "-o", "%i %T %r %M"], ["scontrol", "show", "job"]):
+            out.append("$ %s\n%s" % (" ".join(cmd), run(cmd, env, check=False).stdout))
+        out.append("slurmctld log (tail):\n" + slurm_cluster.log_tail(cdir, "slurmctld"))
+        for sw in sweeps:
+            for d in sorted((work / "figures_slurm" / sw.stem / "cells").glob("*")):
+                try:
+                    tail = "".join(open(d / "log.txt").readlines()[-6:])
+                except OSError:
+                    tail = "(no log.txt)"
+                out.append("%s cell %s status %s\n%s" % (sw.stem, d.name,
+                                                         read_json(d / "status.json"), tail))
+        return "\n".join(out)
+
+    ids = ",".join(str(j) for j, _ in jobs.values())
+    wait_for("the figure arrays %s to finish" % ids,
+             lambda: not run(["squeue", "-h", "-j", ids], env, check=False).stdout.strip(),
+             left(), diag, 0.5)
+    log("figure arrays finished in %.1f s" % (time.monotonic() - t))
+    for sw, (job, n) in jobs.items():
+        show = run(["scontrol", "-o", "show", "job", str(job)], env).stdout
+        states = re.findall(r"JobState=(\S+)", show)
+        if len(states) != n or set(states) != {"COMPLETED"}:
+            raise Failure("%s: expected %d COMPLETED tasks, scontrol show job says %s\n%s"
+                          % (sw.stem, n, states, diag()))
+        run([py, driver, "gather", sw, "--quick", "--root", work / "figures_slurm" / sw.stem], env)
+    t = time.monotonic()
+    for sw in sweeps:
+        root = work / "figures_local" / sw.stem
+        run_group([py, driver, "run", sw, "--quick", "--root", root, "--runner", runner,
+                   "-P", "2", "-T", "1"], env, left())
+        run([py, driver, "gather", sw, "--quick", "--root", root], env)
+    log("figure sweeps, local executor: %.1f s" % (time.monotonic() - t))
+    differ = []
+    for sw in sweeps:
+        g1 = (work / "figures_slurm" / sw.stem / "gathered.csv").read_bytes()
+        g2 = (work / "figures_local" / sw.stem / "gathered.csv").read_bytes()
+        if g1 != g2:
+            l1, l2 = g1.decode().splitlines(), g2.decode().splitlines()
+            first = next((i for i in range(min(len(l1), len(l2))) if l1[i] != l2[i]),
+                         min(len(l1), len(l2)))
+            differ.append("%s: gathered.csv differs between the SLURM and the local executor "
+                          "(%d and %d lines; first difference at line %d:\n  slurm: %s\n  "
+                          "local: %s)" % (sw.stem, len(l1), len(l2), first + 1,
+                                          l1[first] if first < len(l1) else "(end)",
+                                          l2[first] if first < len(l2) else "(end)"))
+        else:
+            log("%s: gathered.csv, %d rows, identical from both executors"
+                % (sw.stem, g1.count(b"\n") - 1))
+    if differ:
+        raise Failure("\n".join(differ))
 
 
 if __name__ == "__main__":
