@@ -35,8 +35,10 @@ for target in safetensors checkpoint construct; do
   mkdir -p "$work"
   echo "== fuzz_$target for $seconds s, seed $seed =="
   log="$build/fuzz_$target.log"
-  max_len=16384                                 # checkpoints of fuzz_model.hpp: 8-14 KB
-  [ "$target" = construct ] && max_len=131072   # constructed models of construct_model.hpp: 60-110 KB
+  max_len=16384             # checkpoints of fuzz_model.hpp: 8-14 KB
+  if [ "$target" = construct ]; then
+    max_len=131072          # constructed models of construct_model.hpp: 60-110 KB
+  fi
   set +e
   "$build/tests/fuzz/icl_fuzz_$target" "$work" "tests/fuzz/corpus/$target" -dict="tests/fuzz/$target.dict" \
     -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
