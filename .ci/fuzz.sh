@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI stage: the libFuzzer targets of tests/fuzz (docs/reliability.md). Configures a Clang build with
+# CI stage: the libFuzzer targets of tests/fuzz (docs/reliability.md): safetensors, checkpoint, construct. Configures a Clang build with
 # ICL_FUZZ=ON (Debug at -O1: ICL_ASSERT and Eigen's asserts stay on, so a failed assert is a
 # finding), builds only the fuzz targets, then runs each from its committed seed corpus for a
 # bounded time. Exits non-zero on any finding (crash, sanitizer report, uncaught exception, a
@@ -30,14 +30,18 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1"
 mkdir -p "$build/artifacts"
 status=0
-for target in safetensors checkpoint; do
+for target in safetensors checkpoint construct; do
   work="$build/corpus/$target"          # new inputs go here, never into the repository
   mkdir -p "$work"
   echo "== fuzz_$target for $seconds s, seed $seed =="
   log="$build/fuzz_$target.log"
+  max_len=16384             # checkpoints of fuzz_model.hpp: 8-14 KB
+  if [ "$target" = construct ]; then
+    max_len=131072          # constructed models of construct_model.hpp: 60-110 KB
+  fi
   set +e
   "$build/tests/fuzz/icl_fuzz_$target" "$work" "tests/fuzz/corpus/$target" -dict="tests/fuzz/$target.dict" \
-    -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+    -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
     -print_final_stats=1 -print_funcs=0 -artifact_prefix="$build/artifacts/$target-" > "$log" 2>&1
   rc=$?
   set -e

@@ -126,17 +126,36 @@ TEST_CASE("each paper typo in the recipe is a typo: printed fails, corrected pas
   CHECK(e_printed > 1e-3);
   // (3) Theorem 2 step 14: printed mul(d,1,1) is ill-formed for d > 1 (needs d output rows).
   CHECK_THROWS_AS(theorem2_chain<double>(d, 0.5, Reading::printed), icl::InvalidArgument);
-  CHECK_NOTHROW(theorem2_chain<double>(d, 0.5, Reading::corrected));
+  {  // corrected: a 1 x 1 product read at row 2+5d+3d², equal to the closed form (as in the Theorem 2 case)
+    const auto ch = theorem2_chain<double>(d, 0.5, Reading::corrected);
+    const auto& last = ch.program.ops().back();
+    CHECK((last.kind == OpKind::mul && last.a == 1 && last.b == d && last.c == 1 && last.w.size() == 1));
+    CHECK(ch.readout.row == 2 + 5 * d + 3 * d * d);
+    const double expect2 = t(0, 1) * x1.dot(x2) / (0.5 + x1.squaredNorm());
+    CHECK(std::abs(ch.program.run(ch.program.embed(t))(ch.readout.row, 2) - expect2) <= 1e-13);
+  }
   // (1) mov argument order: reading the appendix's "mov(; 1, 0, ...)" as (source 1 -> target 0) is acausal.
   CHECK_THROWS_AS(ColumnMap::table({{0, 1}}), icl::InvalidArgument);
-  CHECK_NOTHROW(ColumnMap::table({{1, 0}}));
+  {  // (target 1 <- source 0): column 1 reads column 0, every other column reads itself
+    const ColumnMap m = ColumnMap::table({{1, 0}});
+    CHECK(m.source(1) == 0);
+    CHECK(m.source(0) == 0);
+    CHECK(m.source(2) == 2);
+  }
   // (4) footnote 1 as printed (|w| = c*d) instead of a*c: Theorem 1 step 4 is mul(d,1,1) with |w| = d;
   // the printed rule would ask for c*d = 1*d ... but a step-9 style mul(1,d,1) has |w| = 1 != c*d = d.
   Layout L;
   const RowRange a = L.add("a", d), b = L.add("b", d), out = L.add("out", d);
   Program<double> q(L);
   CHECK_THROWS_AS(q.mul(1, d, 1, a, b, out), icl::InvalidArgument);  // printed size: rejected
-  CHECK_NOTHROW(q.mul(1, d, 1, a, b, RowRange::row(out.begin)));     // corrected size: accepted
+  q.mul(1, d, 1, a, b, RowRange::row(out.begin));  // corrected size: accepted, and it is the dot product
+  REQUIRE(q.size() == 1u);
+  Mat h = Mat::Zero(L.height(), 2);
+  for (int k = 0; k < 2 * d; ++k) h(k, 0) = rng.normal(), h(k, 1) = rng.normal();
+  const Mat r = q.run(h);
+  for (int c = 0; c < 2; ++c)  // a sum of d = 4 products: rounding <= 4ε·Σ|a_k b_k|
+    CHECK(std::abs(r(out.begin, c) - h.col(c).head(d).dot(h.col(c).segment(d, d))) <= 1e-14);
+  CHECK(r.bottomRows(d - 1).isZero(0));  // only the one output row is written
 }
 
 TEST_CASE("online SGD and ridge chains match icl::regress online_predictions, d in {1,4,8}, n in {1,5,20,40}",

@@ -1,10 +1,12 @@
 // Writes the seed corpora of the fuzz targets (committed under tests/fuzz/corpus/; see README.md):
-//   icl_fuzz_corpus <dir>   ->  <dir>/safetensors/*.safetensors, <dir>/checkpoint/*.safetensors
+//   icl_fuzz_corpus <dir>   ->  <dir>/safetensors/*.safetensors, <dir>/checkpoint/*.safetensors,
+//                               <dir>/construct/*.safetensors
 // Deterministic (icl::Rng), so re-running it reproduces the committed files byte for byte.
 #include <cstdio>
 #include <exception>
 #include <string>
 
+#include "construct_model.hpp"
 #include "fuzz_model.hpp"
 
 namespace {
@@ -63,6 +65,25 @@ int main(int argc, char** argv) {
       icl_fuzz::Model m2 = icl_fuzz::make_model(2, 3);
       icl_fuzz::Trainer t2(m2, cfg);
       write(t2.checkpoint(), dir + "/checkpoint/two_layers.safetensors");
+    }
+    {  // constructed models of icl_fuzz::ConstructModel's type (construct_model.hpp)
+      namespace ct = icl::construct;
+      write(ct::gd_transformer<float, 1>(1, 0.1, 0.05).to_safetensors(),
+            dir + "/construct/sgd_n1.safetensors");
+      Eigen::VectorXf w(1);
+      w << 0.5f;
+      write(ct::theorem1_transformer<float, 1>(w, 0.1, 0.3).to_safetensors(),
+            dir + "/construct/theorem1.safetensors");
+      // chain.n = 2 (13 layers) without operand_hints, as files written before the calibrated range
+      const SafeTensors two = ct::gd_transformer<float, 1>(2, 0.05, 0.0).to_safetensors();
+      SafeTensors old;
+      old.metadata = two.metadata;
+      old.metadata.erase("range.margin");
+      old.metadata.erase("range.calibration");
+      for (const auto& name : two.names())
+        if (name != "operand_hints")
+          old.put_nd(name, two.info(name).shape, two.get_nd(name), two.info(name).dtype);
+      write(old, dir + "/construct/sgd_n2_no_range.safetensors");
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "icl_fuzz_corpus: %s\n", e.what());

@@ -221,7 +221,9 @@ TEST_CASE("ConstructedTransformer::load refuses another model type, naming the k
   old.metadata.erase("format_version");
   CHECK_THROWS_MATCHES(G2::from_safetensors(old), icl::IoError, icl::test::MessageContains("format_version"));
   auto bad = st;
-  bad.put_nd("schedule", {1}, std::vector<int>{999}, icl::io::DType::I64);
+  std::vector<double> sched = st.get_nd("schedule");  // the right length (checked first), one bad entry
+  sched[0] = 999;
+  bad.put_nd("schedule", {static_cast<std::int64_t>(sched.size())}, sched, icl::io::DType::I64);
   CHECK_THROWS_MATCHES(G2::from_safetensors(bad), icl::IoError,
                        icl::test::MessageContains("schedule entry 999"));
 }

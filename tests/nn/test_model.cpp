@@ -2,8 +2,10 @@
 // gradient, no allocation in warm fixed-size paths, float against double.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <functional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <type_traits>
@@ -407,4 +409,51 @@ TEST_CASE("model: float agrees with double", "[nn][model]") {
   const Eigen::VectorXd yf = mf.predict(tok.cast<float>()).cast<double>();
   // float rounding (6e-8) through two LN-normalised blocks of width 8: errors ~1e-6 relative
   CHECK_THAT(yf, icl::test::IsCloseTo(yd, 1e-4, 1e-5));
+}
+
+TEST_CASE("model: initialised at construction (uniform scaling, seed 0), Init::zeros on request",
+          "[nn][model]") {
+  using S = double;
+  const auto values = [](Model<S>& m) {
+    std::vector<Eigen::MatrixXd> v;
+    for (const auto& p : m.parameters()) v.push_back(p.value_map());
+    return v;
+  };
+  Model<S> a(2, {}, {true}), b(2, {}, {true});
+  // the default is init_uniform_scaling with Rng(0), drawn over parameters() in order
+  icl::nn::TransformerOptions zeros_opt{true};
+  zeros_opt.init = icl::nn::Init::zeros;
+  Model<S> z(2, {}, zeros_opt), ref(2, {}, zeros_opt);
+  icl::Rng rng(0);
+  icl::nn::init_uniform_scaling(ref.parameters(), rng);
+  const auto va = values(a), vb = values(b), vz = values(z), vref = values(ref);
+  REQUIRE(va.size() == vz.size());
+  for (std::size_t i = 0; i < va.size(); ++i) {
+    const std::string name = a.parameters()[i].name;
+    INFO(name);
+    CHECK(va[i] == vb[i]);    // reproducible
+    CHECK(va[i] == vref[i]);  // the documented scheme and seed
+    if (icl::nn::is_layer_norm_param(name)) {
+      const bool gain = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
+      CHECK(va[i].isConstant(gain ? 1.0 : 0.0));  // LayerNorm: gain 1, bias 0, as PyTorch
+      CHECK(vz[i].isConstant(gain ? 1.0 : 0.0));
+    } else {
+      // U(±1/sqrt(fan_in)): not zero, and inside the bound
+      const double fan_in = static_cast<double>(name.find("pos_embedding") != std::string::npos
+                                                    ? va[i].rows()
+                                                    : (va[i].cols() > 1 ? va[i].cols() : va[i].rows()));
+      CHECK(va[i].cwiseAbs().maxCoeff() > 0);
+      CHECK(va[i].cwiseAbs().maxCoeff() <= 1 / std::sqrt(fan_in));
+      CHECK(vz[i].isZero(0));  // Init::zeros: the old all-zero start
+    }
+  }
+  // another seed, other weights; the model predicts something other than 0 before training
+  icl::nn::TransformerOptions seeded{true};
+  seeded.init_seed = 1;
+  Model<S> c(2, {}, seeded);
+  CHECK(values(c)[0] != va[0]);
+  icl::Rng prng(3);
+  const auto task = icl::data::sample_task<S, D>({4}, prng);
+  CHECK(a.predict(icl::data::encode(task)).cwiseAbs().maxCoeff() > 1e-3);
+  CHECK(z.predict(icl::data::encode(task)).isZero(0));
 }

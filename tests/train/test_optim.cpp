@@ -2,7 +2,9 @@
 // formulas (docs/train.md Eqs. 1–6), computed independently here in long double.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <numbers>
+#include <string>
 #include <vector>
 
 #include "icl/io/safetensors.hpp"
@@ -224,4 +226,55 @@ TEMPLATE_TEST_CASE("Optimiser state round-trips through safetensors and resumes 
   CHECK_THROWS_WITH(icl::train::load_state(st, od), Catch::Contains("beta2"));
   icl::train::Adam<S> oe(b.views(), cfg);
   CHECK_THROWS_WITH(icl::train::load_state(st, oe), Catch::Contains("decoupled"));
+}
+
+TEMPLATE_TEST_CASE("load_state refuses non-finite moments and negative second moments, naming the tensor",
+                   "[train][adam][reliability]", float, double) {
+  using S = TestType;
+  icl::train::AdamConfig cfg;
+  cfg.amsgrad = true;
+  TwoParams<S> a;
+  a.w << 1, 2, 3, 4;
+  icl::train::AdamW<S> oa(a.views(), cfg);
+  a.gw << 0.5, -1, 2, 0.25;
+  a.gb << 1, -1, 0.5;
+  oa.step();
+  icl::io::SafeTensors good;
+  icl::train::save_state(good, oa);
+  const S inf = std::numeric_limits<S>::infinity(), nan = std::numeric_limits<S>::quiet_NaN();
+  struct Case {
+    const char* tensor;
+    S value;
+    const char* says;
+  };
+  // exp_avg may be negative (a mean of gradients); only its finiteness is checked
+  const Case cases[] = {{"optim.w.exp_avg", nan, "NaN or infinite"},
+                        {"optim.b.exp_avg", -inf, "NaN or infinite"},
+                        {"optim.w.exp_avg_sq", -S(1e-3), "negative entry"},
+                        {"optim.b.exp_avg_sq", inf, "NaN or infinite"},
+                        {"optim.w.max_exp_avg_sq", -S(2), "negative entry"},
+                        {"optim.b.max_exp_avg_sq", nan, "NaN or infinite"}};
+  for (const auto& c : cases) {
+    INFO(c.tensor);
+    icl::io::SafeTensors st = good;
+    const auto& info = st.info(c.tensor);
+    Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> m = st.get<S>(c.tensor, info.shape[0], info.shape[1]);
+    m(0, 0) = c.value;
+    st.put(c.tensor, m);
+    TwoParams<S> b = a;
+    icl::train::AdamW<S> ob(b.views(), cfg);
+    CHECK_THROWS_AS(icl::train::load_state(st, ob), icl::IoError);
+    CHECK_THROWS_WITH(icl::train::load_state(st, ob),
+                      Catch::Contains(std::string("'") + c.tensor + "'") && Catch::Contains(c.says));
+    CHECK(ob.step_count() == 0);  // refused before anything was changed
+  }
+  // a negative first moment is legitimate
+  icl::io::SafeTensors st = good;
+  Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> m = st.get<S>("optim.w.exp_avg", 2, 2);
+  m(0, 0) = -S(0.5);
+  st.put("optim.w.exp_avg", m);
+  TwoParams<S> b = a;
+  icl::train::AdamW<S> ob(b.views(), cfg);
+  CHECK_NOTHROW(icl::train::load_state(st, ob));
+  CHECK(ob.step_count() == 1);
 }

@@ -161,6 +161,9 @@ struct Realisation {
   std::vector<int> schedule;            ///< layer l runs blocks[schedule[l]]; one layer per op
   int mlp_width = 0;                    ///< max MLP width over the layers
   Constants constants;                  ///< the scale constants the weights were built with
+  /// The operand hints the mul blocks were built with, one per op (1 for non-mul ops and when none
+  /// were given): the magnitudes the realisation is calibrated for (docs/constructions.md §2.8).
+  std::vector<OperandHint> hints;
 
   /// Resources of the realised model (docs/constructions.md §5).
   Resources resources() const { return {static_cast<int>(schedule.size()), layout.height, mlp_width, 2}; }
@@ -436,6 +439,7 @@ Realisation<S> realise(const Program<S>& program, int max_columns,
   Realisation<S> R;
   R.constants = constants;
   R.layout = realised_layout(program, max_columns);
+  R.hints = hints.empty() ? std::vector<OperandHint>(program.size()) : hints;
   const auto& ops = program.ops();
   std::vector<std::size_t> first_of_block;  // op index that defined each distinct block
   for (std::size_t i = 0; i < ops.size(); ++i) {

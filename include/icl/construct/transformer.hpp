@@ -6,7 +6,9 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,7 +38,22 @@ struct TransformerOptions {
   std::uint64_t seed = 0x1c1;                ///< RNG seed of the calibration draws
   data::TaskDistribution distribution{0};    ///< task distribution of the calibration (n is overridden)
   RidgeForm ridge_form = RidgeForm::moment;  ///< ridge_transformer only
+  /// The calibrated range (docs/constructions.md §2.8): predict refuses a prompt on which some mul's
+  /// operand exceeds range_margin × the operand hint it was built with (the max over the calibration
+  /// draws). Default: default_range_margin<S>() (float 2, double and long double 8: within it the
+  /// measured error stays within about 10x of the error inside the calibrated magnitudes). > 0;
+  /// infinity disables the check.
+  std::optional<double> range_margin;
 };
+
+/// The default TransformerOptions::range_margin of scalar type S (docs/constructions.md §2.8, Table R):
+/// 2 for float (its GeLU products use N = 3, so they have little headroom: float ridge at d = 4, n = 10
+/// has max relative error 9e-4 inside the hints, 9e-3 at 1.5-2x, 0.14 at 2-3x), 8 for double and long
+/// double (N = 500 / 600: double ridge 2.7e-10 inside, 3.6e-9 at 6-8x; SGD 7.7e-12 and 1.7e-11).
+template <class S>
+constexpr double default_range_margin() {
+  return sizeof(S) <= 4 ? 2.0 : 8.0;
+}
 
 /// How a constructed model evaluates its paper blocks. Both give the same function (docs/constructions.md
 /// §6; tests/construct/test_narrow.cpp compares them): `narrow` runs nn::NarrowPaperBlock (2 query/key
@@ -210,6 +227,12 @@ class CompiledProgram {
           st.put(p.name, p.value_map());
       }
     st.put_nd("schedule", {static_cast<std::int64_t>(real_.schedule.size())}, real_.schedule, io::DType::I64);
+    if (!real_.hints.empty()) {  // the calibrated range (docs/constructions.md §2.8): (s1, s2) per op
+      Eigen::MatrixXd hints(static_cast<Eigen::Index>(real_.hints.size()), 2);
+      for (std::size_t i = 0; i < real_.hints.size(); ++i)
+        hints.row(static_cast<Eigen::Index>(i)) << real_.hints[i].s1, real_.hints[i].s2;
+      st.put("operand_hints", hints, io::DType::F64);
+    }
     const auto& L = real_.layout;
     const auto& k = real_.constants;
     auto num = [](double v) { return nn::detail::number_text(v); };
@@ -277,6 +300,13 @@ struct ChainSpec {
   double lr = 0;          ///< SGD / Theorem 1 step size α
   double lambda = 0;      ///< ridge λ (or the weight decay of SGD / Theorem 1)
   std::vector<double> w;  ///< Theorem 1's w (d entries)
+  /// The calibrated range: predict refuses a prompt on which a mul operand exceeds range_margin × its
+  /// operand hint (Realisation::hints; TransformerOptions::range_margin). 0 (or any value not > 0):
+  /// the scalar type's default_range_margin, set by the ConstructedTransformer constructor.
+  double range_margin = 0;
+  /// Where the operand hints came from (printed by the range error), e.g. "16 tasks of
+  /// TaskDistribution{x_std = 1, w_std = 1, noise_std = 0, w_mean = 0}, seed 449".
+  std::string calibration = "operand hints given to realise()";
 };
 
 /// A realised chain: an ordinary stack of paper decoder blocks (H rows, 2 heads, MLP width F; layers that
@@ -293,7 +323,9 @@ class ConstructedTransformer {
   /// Wraps a chain and its realisation; `spec` records the build parameters that save() writes and load()
   /// uses to rebuild the chain. @throws icl::InvalidArgument if the realisation does not fit H and F.
   ConstructedTransformer(Chain<S> chain, Realisation<S> realisation, ChainSpec spec = {})
-      : chain_(std::move(chain)), model_(std::move(realisation)), spec_(std::move(spec)) {}
+      : chain_(std::move(chain)), model_(std::move(realisation)), spec_(std::move(spec)) {
+    if (!(spec_.range_margin > 0)) spec_.range_margin = default_range_margin<S>();
+  }
 
   using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< batched predictions
   /// Layers of the realised stack.
@@ -312,22 +344,33 @@ class ConstructedTransformer {
   }
   /// Every layer's hidden state of B prompts of T tokens run at once (for probing): layers() + 1 matrices
   /// H x (B·T), [0] the embedding, [l] the state after l layers. `form`: see BlockForm.
+  /// @throws icl::InvalidArgument as embed_batch, or for a prompt outside the calibrated range
+  ///         (check_range; model().forward_all(embed_batch(tokens, T), T) runs unchecked).
   template <class Derived>
   std::vector<SeqType> hidden_states(const Eigen::MatrixBase<Derived>& tokens, int T,
                                      BlockForm form = BlockForm::narrow) const {
-    return model_.forward_all(embed_batch(tokens, T), T, form);
+    SeqType h = embed_batch(tokens, T);
+    for (Eigen::Index c0 = 0; c0 < tokens.cols(); c0 += T) check_range(tokens.middleCols(c0, T));
+    return model_.forward_all(h, T, form);
   }
   /// Predictions of B prompts of T tokens run at once: ceil(T/2) x B, column b the predictions at prompt
   /// b's x-tokens (for the n = 1 chains with a fixed read-out column: 1 x B). Equals predict() per prompt.
   /// `form`: see BlockForm (the narrow default is the fast one; full is the reference).
+  /// @throws icl::InvalidArgument as embed_batch, or for a prompt outside the calibrated range (check_range).
   template <class Derived>
   Matrix predict_batch(const Eigen::MatrixBase<Derived>& tokens, int T,
                        BlockForm form = BlockForm::narrow) const {
-    const SeqType h = model_.forward(embed_batch(tokens, T), T, form);
-    const Eigen::Index B = tokens.cols() / T;
-    Matrix out(chain_.readout.column >= 0 ? 1 : (T + 1) / 2, B);
-    for (Eigen::Index b = 0; b < B; ++b) out.col(b) = read(h.middleCols(b * T, T));
-    return out;
+    SeqType h = embed_batch(tokens, T);
+    for (Eigen::Index c0 = 0; c0 < tokens.cols(); c0 += T) check_range(tokens.middleCols(c0, T));
+    return read_batch(model_.forward(h, T, form), T);
+  }
+  /// predict_batch without the range check: prompts outside the calibrated range get predictions whose
+  /// error grows as docs/constructions.md §2.8 states (range_ratio^{2K} times the in-range error, then
+  /// unbounded). The width, length and finiteness checks stay.
+  template <class Derived>
+  Matrix predict_batch_unchecked(const Eigen::MatrixBase<Derived>& tokens, int T,
+                                 BlockForm form = BlockForm::narrow) const {
+    return read_batch(model_.forward(embed_batch(tokens, T), T, form), T);
   }
 
   /// Longest input (tokens) and most examples the model was built for.
@@ -347,20 +390,68 @@ class ConstructedTransformer {
     return model_.realisation().embed(tokens);
   }
 
+  /// How far one prompt ((D+1) x T, checked as embed() does) drives the realised multiplications beyond
+  /// the magnitudes they were calibrated for: the max over every mul op and both operands of
+  /// max |operand entry| / operand hint, computed by the exact interpreter (a few % of predict's cost).
+  /// 0 for a program without mul; infinity when no hints are known (a file without operand_hints).
+  template <class Derived>
+  double range_ratio(const Eigen::MatrixBase<Derived>& tokens) const {
+    (void)embed(tokens);
+    return scan_range(tokens, std::numeric_limits<double>::infinity()).ratio;
+  }
+  /// @throws icl::InvalidArgument naming the op, its operands' magnitudes, the calibrated limits and the
+  ///         calibration, unless range_ratio(tokens) <= spec().range_margin (docs/constructions.md §2.8).
+  template <class Derived>
+  void check_range(const Eigen::MatrixBase<Derived>& tokens) const {
+    (void)embed(tokens);
+    const RangeScan r = scan_range(tokens, spec_.range_margin);
+    if (r.ratio <= spec_.range_margin) return;
+    if (r.unknown)
+      icl::detail::raise<InvalidArgument>(
+          chain_.name,
+          " transformer: the calibrated range is unknown (the model file has no operand_hints); "
+          "rebuild the model, or call predict_unchecked (docs/constructions.md §2.8)");
+    const auto& op = chain_.program.ops()[static_cast<std::size_t>(r.op)];
+    const OperandHint& hint = model_.realisation().hints[static_cast<std::size_t>(r.op)];
+    icl::detail::raise<InvalidArgument>(
+        chain_.name, " transformer: input outside the calibrated range: op ", r.op + 1, " (mul, '",
+        op.meaning, "') has operands up to ", r.a1, " and ", r.a2, ", ", r.op_ratio,
+        " times the magnitudes it was calibrated for (", hint.s1, " and ", hint.s2, ", from ",
+        spec_.calibration, "); accepted up to range_margin = ", spec_.range_margin,
+        " times. Rescale the inputs to the calibrated scale, build the model for a wider range "
+        "(TransformerOptions::distribution covering these inputs, e.g. x_std = their scale; ridge then "
+        "loses accuracy as the scale grows) or call predict_unchecked (error bounds: docs/constructions.md "
+        "§2.8)");
+  }
+
   /// The final hidden state (H x T) of the stack of paper blocks (`form`: see BlockForm).
+  /// @throws icl::InvalidArgument as embed(), or for a prompt outside the calibrated range (check_range).
   template <class Derived>
   SeqType forward(const Eigen::MatrixBase<Derived>& tokens, BlockForm form = BlockForm::narrow) const {
-    return model_.forward(embed(tokens), form);
+    SeqType h = embed(tokens);
+    check_range(tokens);
+    return model_.forward(h, form);
   }
 
   /// One prediction per x-token column (in order), read at the chain's output row.
   /// `form`: see BlockForm (BlockForm::full runs the reference PaperBlock forward).
+  /// @throws icl::InvalidArgument for a wrong width, too many tokens, NaN/Inf, or a prompt outside the
+  ///         range the model was calibrated for (check_range: some mul operand above range_margin × its
+  ///         calibrated magnitude; the message names the op and how to build for a wider range).
   template <class Derived>
   Vector predict(const Eigen::MatrixBase<Derived>& tokens, BlockForm form = BlockForm::narrow) const {
     return read(forward(tokens, form));
   }
+  /// predict without the range check (docs/constructions.md §2.8 gives the error outside the range:
+  /// about range_ratio(tokens)^{2K} times the in-range error while that is small, then unbounded).
+  template <class Derived>
+  Vector predict_unchecked(const Eigen::MatrixBase<Derived>& tokens,
+                           BlockForm form = BlockForm::narrow) const {
+    return read(model_.forward(embed(tokens), form));
+  }
 
-  /// The same prediction by the exact interpreter of the program (no transformer).
+  /// The same prediction by the exact interpreter of the program (no transformer; no range check: the
+  /// exact program has no calibrated range).
   template <class Derived>
   Vector predict_exact(const Eigen::MatrixBase<Derived>& tokens) const {
     (void)embed(tokens);  // same checks
@@ -409,6 +500,8 @@ class ConstructedTransformer {
         {"chain.n", std::to_string(spec_.n)},
         {"chain.lr", num(spec_.lr)},
         {"chain.lambda", num(spec_.lambda)},
+        {"range.margin", num(spec_.range_margin)},
+        {"range.calibration", spec_.calibration},
         {"readout.row", std::to_string(chain_.readout.row)},
         {"readout.column", std::to_string(chain_.readout.column)},
         {"embed.token_rows", std::to_string(D + 1)},
@@ -432,8 +525,13 @@ class ConstructedTransformer {
 
   /// Reads a file written by save() into this model type, trusting the stored weights (nothing is
   /// realised or calibrated again; the program behind predict_exact is rebuilt from chain.*).
+  /// Everything is checked against the model type and against the file's own sizes before anything is
+  /// built, so a file cannot make the loader allocate or work beyond its size (docs/io.md).
   /// @throws icl::IoError naming the key when the file is not a constructed model, was written before
-  ///         format_version 1, or was built for another type (d, hidden, mlp, heads) or an unknown chain.
+  ///         format_version 1, was built for another type (d, hidden, mlp, heads) or an unknown chain,
+  ///         describes a chain that is not valid (chain.n < 1, a non-finite or invalid lr or λ), a
+  ///         layout, layer count, schedule or readout other than the chain's, constants outside
+  ///         Constants::validate, non-finite block weights or operand hints.
   static ConstructedTransformer from_safetensors(const io::SafeTensors& st,
                                                  const std::string& context = "constructed model") {
     const auto& md = st.metadata;
@@ -461,6 +559,14 @@ class ConstructedTransformer {
                    v, "' is not a number");
       return out;
     };
+    // A builder's InvalidArgument on what the file says is the file's fault: an IoError naming `what`.
+    auto as_io = [&](const char* what, auto&& build) {
+      try {
+        return build();
+      } catch (const InvalidArgument& e) {
+        icl::detail::raise<IoError>(context, ": ", what, " does not describe a valid model: ", e.what());
+      }
+    };
     ICL_CHECK_IO(get("format_version") == std::to_string(nn::kModelFormatVersion), context,
                  ": format_version = ", get("format_version"), ", this icl reads version ",
                  nn::kModelFormatVersion);
@@ -476,19 +582,55 @@ class ConstructedTransformer {
     expect("mlp", F, "F");
     expect("heads", 2, "heads");
 
+    // 1. The chain, against the type and the file's own sizes, before it is rebuilt: d is the type's, and
+    //    n is bounded by the stored schedule (one I64 entry per layer), so that the rebuild's work and
+    //    memory (O(layers · d²)) are bounded by the file's size.
     ChainSpec spec;
     spec.kind = get("chain.kind");
+    const bool n1 = spec.kind == "theorem1" || spec.kind == "theorem2";
+    ICL_CHECK_IO(n1 || spec.kind == "sgd" || spec.kind == "ridge" || spec.kind == "ridge_w", context,
+                 ": chain.kind = '", spec.kind,
+                 "' cannot be rebuilt (sgd, ridge, ridge_w, theorem1 or theorem2 expected)");
     spec.d = integer("chain.d");
+    ICL_CHECK_IO(spec.d == D, context, ": chain.d = ", spec.d, ", the model type has D = ", D);
     spec.n = integer("chain.n");
+    ICL_CHECK_IO(spec.n >= 1 && (!n1 || spec.n == 1), context, ": chain.n = ", spec.n, ": expected ",
+                 n1 ? "1 (Theorems 1 and 2 take one example)" : "at least 1 example");
+    const long long n = spec.n;
+    const long long want_layers = spec.kind == "sgd"        ? 5 * n + 3
+                                  : spec.kind == "ridge"    ? 9 * n + 5
+                                  : spec.kind == "ridge_w"  ? 12 * n + 4
+                                  : spec.kind == "theorem1" ? 9
+                                                            : 14;
+    const int layers = integer("layers");
+    ICL_CHECK_IO(layers == want_layers, context, ": layers = ", layers, ", but a ", spec.kind,
+                 " chain with chain.n = ", spec.n, " has ", want_layers, " layers");
+    ICL_CHECK_IO(st.has("schedule"), context, ": tensor 'schedule' is missing");
+    const auto& sched_shape = st.info("schedule").shape;
+    ICL_CHECK_IO(sched_shape.size() == 1 && sched_shape[0] == layers, context,
+                 ": tensor 'schedule' has shape ", io::shape_string(sched_shape), ", expected [", layers,
+                 "] (layers)");
     spec.lr = real("chain.lr");
     spec.lambda = real("chain.lambda");
     if (st.has("chain.w")) {
+      const auto& wsh = st.info("chain.w").shape;
+      ICL_CHECK_IO(wsh.size() == 1 && wsh[0] == D, context, ": tensor 'chain.w' has shape ",
+                   io::shape_string(wsh), ", expected [", D, "]");
       const Eigen::VectorXd w = st.get_vector<double>("chain.w");
+      ICL_CHECK_IO(w.allFinite(), context, ": tensor 'chain.w' has a NaN or infinite entry");
       spec.w.assign(w.data(), w.data() + w.size());
     }
-    Chain<S> chain = rebuild_chain(spec, context);  // first: a custom chain is reported as such
-    ICL_CHECK_IO(spec.d == D, context, ": chain.d = ", spec.d, ", the model type has D = ", D);
+    if (md.count("range.margin")) {
+      spec.range_margin = real("range.margin");
+      ICL_CHECK_IO(spec.range_margin > 0, context, ": metadata 'range.margin' = ", spec.range_margin,
+                   ", expected > 0 (inf: no range check)");
+    }
+    spec.calibration = md.count("range.calibration") ? get("range.calibration") : "unknown";
+    Chain<S> chain = as_io("chain.*", [&] { return rebuild_chain(spec, context); });
+    ICL_CHECK_IO(chain.program.size() == static_cast<std::size_t>(layers), context, ": layers = ", layers,
+                 ", but the rebuilt ", spec.kind, " chain has ", chain.program.size(), " ops");
 
+    // 2. The layout: exactly the one realise() derives from the rebuilt program for 2n+1 columns.
     Realisation<S> r;
     auto& L = r.layout;
     L.data_rows = integer("data_rows");
@@ -503,31 +645,44 @@ class ConstructedTransformer {
     L.n_scr = integer("n_scr");
     L.height = integer("height");
     L.max_columns = integer("max_columns");
-    ICL_CHECK_IO(L.height == H && L.max_columns >= 1, context, ": height = ", L.height,
-                 " (the type has H = ", H, "), max_columns = ", L.max_columns);
-    for (const int row : {L.one, L.rho1, L.rho2, L.tau0, L.pad_p, L.pad_m, L.zero})
-      ICL_CHECK_IO(row >= 0 && row < H, context, ": a layout row (", row, ") is outside [0, ", H, ")");
-    ICL_CHECK_IO(L.data_rows >= D + 1 && L.data_rows <= H, context, ": data_rows = ", L.data_rows,
-                 " is outside [D+1, H]");
+    ICL_CHECK_IO(L.max_columns == 2 * spec.n + 1, context, ": max_columns = ", L.max_columns,
+                 ", but a chain of ", spec.n, " examples takes 2n+1 = ", 2 * spec.n + 1, " tokens");
+    const RealisedLayout want = realised_layout(chain.program, L.max_columns);
+    const std::pair<const char*, std::pair<int, int>> rows[] = {{"data_rows", {L.data_rows, want.data_rows}},
+                                                                {"row_one", {L.one, want.one}},
+                                                                {"row_rho1", {L.rho1, want.rho1}},
+                                                                {"row_rho2", {L.rho2, want.rho2}},
+                                                                {"row_tau0", {L.tau0, want.tau0}},
+                                                                {"row_pad_p", {L.pad_p, want.pad_p}},
+                                                                {"row_pad_m", {L.pad_m, want.pad_m}},
+                                                                {"row_zero", {L.zero, want.zero}},
+                                                                {"row_scr0", {L.scr0, want.scr0}},
+                                                                {"n_scr", {L.n_scr, want.n_scr}},
+                                                                {"height", {L.height, want.height}}};
+    for (const auto& [key, got_want] : rows)
+      ICL_CHECK_IO(got_want.first == got_want.second, context, ": metadata '", key, "' = ", got_want.first,
+                   ", but the ", spec.kind, " chain's realised layout has ", got_want.second);
+    ICL_CHECK_IO(L.height == H, context, ": height = ", L.height, " (the type has H = ", H, ")");
     const int n_tables = integer("n_tables");
-    ICL_CHECK_IO(n_tables >= 0 && L.tau0 + n_tables <= H, context, ": n_tables = ", n_tables,
-                 " does not fit");
+    ICL_CHECK_IO(n_tables == static_cast<int>(want.tables.size()), context, ": n_tables = ", n_tables,
+                 ", but the chain has ", want.tables.size(), " table maps");
     for (int t = 0; t < n_tables; ++t) {
       const std::string name = "embed.table." + std::to_string(t);
       ICL_CHECK_IO(st.has(name), context, ": tensor '", name, "' is missing");
       const auto& sh = st.info(name).shape;
-      ICL_CHECK_IO(sh.size() == 2 && sh[1] == 2, context, ": tensor '", name, "' has shape ",
-                   io::shape_string(sh), ", expected [pairs, 2]");
+      const auto& want_pairs = want.tables[static_cast<std::size_t>(t)].entries();
+      ICL_CHECK_IO(sh.size() == 2 && sh[0] == static_cast<std::int64_t>(want_pairs.size()) && sh[1] == 2,
+                   context, ": tensor '", name, "' has shape ", io::shape_string(sh), ", expected [",
+                   want_pairs.size(), ", 2]");
       const std::vector<double> v = st.get_nd(name);
-      std::vector<std::pair<int, int>> pairs;
-      for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
-        ICL_CHECK_IO(v[i] >= 0 && v[i] < L.max_columns && v[i + 1] >= 0 && v[i + 1] <= v[i], context,
-                     ": tensor '", name, "' pairs must be columns 0 <= source <= target < ", L.max_columns,
-                     ", got (", v[i], ", ", v[i + 1], ")");
-        pairs.emplace_back(static_cast<int>(v[i]), static_cast<int>(v[i + 1]));
-      }
-      L.tables.push_back(ColumnMap::table(std::move(pairs)));
+      for (std::size_t i = 0; i < want_pairs.size(); ++i)
+        ICL_CHECK_IO(v[2 * i] == want_pairs[i].first && v[2 * i + 1] == want_pairs[i].second, context,
+                     ": tensor '", name, "' pair ", i, " is (", v[2 * i], ", ", v[2 * i + 1],
+                     "), the chain's table map has (", want_pairs[i].first, ", ", want_pairs[i].second, ")");
     }
+    L.tables = want.tables;
+
+    // 3. Constants, widths, schedule, blocks, readout and hints.
     Constants& k = r.constants;
     k.gamma = real("gamma");
     k.N = real("N");
@@ -535,29 +690,46 @@ class ConstructedTransformer {
     k.P = real("P");
     k.M = real("M");
     k.ln_eps = real("ln_eps");
+    as_io("the constants (gamma, N, K, P, M, ln_eps)", [&] {
+      k.validate();
+      return 0;
+    });
     r.mlp_width = integer("realised_mlp_width");
     ICL_CHECK_IO(r.mlp_width >= 0 && r.mlp_width <= F, context, ": realised_mlp_width = ", r.mlp_width,
-                 " exceeds the type's F = ", F);
+                 " is outside [0, F = ", F, "]");
 
-    const std::vector<double> sched = st.get_nd("schedule");
     int n_blocks = 0;
-    while (st.has("blocks." + std::to_string(n_blocks) + ".linear1.weight")) ++n_blocks;
+    while (n_blocks < layers && st.has("blocks." + std::to_string(n_blocks) + ".linear1.weight")) ++n_blocks;
+    const std::vector<double> sched = st.get_nd("schedule");
     for (const double b : sched) {
       ICL_CHECK_IO(b >= 0 && b < n_blocks && b == static_cast<double>(static_cast<int>(b)), context,
                    ": schedule entry ", b, " is not one of the ", n_blocks, " stored blocks");
       r.schedule.push_back(static_cast<int>(b));
     }
-    ICL_CHECK_IO(integer("layers") == static_cast<int>(r.schedule.size()), context,
-                 ": layers = ", get("layers"), " but the schedule has ", r.schedule.size(), " entries");
     for (int b = 0; b < n_blocks; ++b)
       r.blocks.push_back(read_block(st, "blocks." + std::to_string(b) + ".", context));
     Readout ro;
     ro.row = integer("readout.row");
     ro.column = integer("readout.column");
-    ICL_CHECK_IO(ro.row >= 0 && ro.row < H && ro.column >= -1, context, ": readout row ", ro.row,
-                 " / column ", ro.column, " out of range");
-    chain.readout = ro;
-    return ConstructedTransformer(std::move(chain), std::move(r), std::move(spec));
+    ICL_CHECK_IO(ro.row == chain.readout.row && ro.column == chain.readout.column, context, ": readout row ",
+                 ro.row, " / column ", ro.column, ", but the ", spec.kind, " chain reads row ",
+                 chain.readout.row, " / column ", chain.readout.column);
+    if (st.has("operand_hints")) {  // absent in files written before the calibrated range was stored
+      const auto& hsh = st.info("operand_hints").shape;
+      ICL_CHECK_IO(hsh.size() == 2 && hsh[0] == layers && hsh[1] == 2, context,
+                   ": tensor 'operand_hints' has shape ", io::shape_string(hsh), ", expected [", layers,
+                   ", 2] (one (s1, s2) per op)");
+      const Eigen::MatrixXd hints = st.get<double>("operand_hints", layers, 2);
+      for (Eigen::Index i = 0; i < hints.rows(); ++i) {
+        ICL_CHECK_IO(
+            std::isfinite(hints(i, 0)) && std::isfinite(hints(i, 1)) && hints(i, 0) > 0 && hints(i, 1) > 0,
+            context, ": tensor 'operand_hints' row ", i, " = (", hints(i, 0), ", ", hints(i, 1),
+            "): expected finite positive operand magnitudes");
+        r.hints.push_back(OperandHint{hints(i, 0), hints(i, 1)});
+      }
+    }
+    return as_io("the realisation",
+                 [&] { return ConstructedTransformer(std::move(chain), std::move(r), std::move(spec)); });
   }
   /// Reads `path` (see from_safetensors).
   static ConstructedTransformer load(const std::string& path) {
@@ -604,10 +776,60 @@ class ConstructedTransformer {
     w.b1 = st.get_vector<S>(p + "linear1.bias", F);
     w.w2 = st.get<S>(p + "linear2.weight", H, F);
     w.b2 = st.get_vector<S>(p + "linear2.bias", H);
+    const std::pair<const char*, bool> finite[] = {{"self_attn.in_proj_weight", in.allFinite()},
+                                                   {"self_attn.out_proj.weight", w.wf.allFinite()},
+                                                   {"self_attn.out_proj.bias", w.bf.allFinite()},
+                                                   {"linear1.weight", w.w1.allFinite()},
+                                                   {"linear1.bias", w.b1.allFinite()},
+                                                   {"linear2.weight", w.w2.allFinite()},
+                                                   {"linear2.bias", w.b2.allFinite()}};
+    for (const auto& [name, ok] : finite)
+      ICL_CHECK_IO(ok, context, ": tensor '", p, name, "' has a NaN or infinite entry");
     return w;
   }
 
  private:
+  struct RangeScan {
+    double ratio = 0;       // max |operand| / hint over every mul op (infinity: no hints known)
+    int op = -1;            // the first op whose ratio exceeds the scan's limit (-1: none)
+    double op_ratio = 0;    // that op's ratio
+    double a1 = 0, a2 = 0;  // and its operand magnitudes
+    bool unknown = false;   // no hints known (a file without operand_hints)
+  };
+  // The exact program on one prompt, recording every mul's operand magnitudes against its hint; the first
+  // op beyond `limit` is where the realised model starts to go wrong (its inputs are still accurate).
+  template <class Derived>
+  RangeScan scan_range(const Eigen::MatrixBase<Derived>& tokens, double limit) const {
+    const auto& ops = chain_.program.ops();
+    const auto& hints = model_.realisation().hints;
+    RangeScan out;
+    if (hints.size() != ops.size()) {
+      out.ratio = std::numeric_limits<double>::infinity();
+      out.unknown = true;
+      return out;
+    }
+    Matrix h = chain_.program.embed(tokens);
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const auto& op = ops[i];
+      if (op.kind == OpKind::mul) {
+        const double a1 = static_cast<double>(h.middleRows(op.r.begin, op.r.size()).cwiseAbs().maxCoeff());
+        const double a2 = static_cast<double>(h.middleRows(op.s.begin, op.s.size()).cwiseAbs().maxCoeff());
+        double ratio = std::max(a1 / hints[i].s1, a2 / hints[i].s2);
+        if (std::isnan(ratio)) ratio = std::numeric_limits<double>::infinity();  // an overflowed exact state
+        out.ratio = std::max(out.ratio, ratio);
+        if (out.op < 0 && !(ratio <= limit)) out = {out.ratio, static_cast<int>(i), ratio, a1, a2, false};
+        if (std::isinf(out.ratio)) return out;
+      }
+      Program<S>::apply(op, h);
+    }
+    return out;
+  }
+  Matrix read_batch(const SeqType& h, int T) const {
+    const Eigen::Index B = h.cols() / T;
+    Matrix out(chain_.readout.column >= 0 ? 1 : (T + 1) / 2, B);
+    for (Eigen::Index b = 0; b < B; ++b) out.col(b) = read(h.middleCols(b * T, T));
+    return out;
+  }
   template <class Derived>
   Vector read(const Eigen::MatrixBase<Derived>& h) const {
     if (chain_.readout.column >= 0) {
@@ -642,10 +864,33 @@ using Theorem2Transformer =
 
 namespace detail {
 
+/// The ChainSpec of a factory-built model: the chain's parameters plus the calibrated range of `opt`.
+template <class S>
+ChainSpec chain_spec(std::string kind, int d, int n, double lr, double lambda, std::vector<double> w,
+                     const TransformerOptions& opt) {
+  ChainSpec spec{std::move(kind), d, n, lr, lambda, std::move(w)};
+  spec.range_margin = opt.range_margin ? *opt.range_margin : default_range_margin<S>();
+  if (opt.calibrate) {
+    const auto& t = opt.distribution;
+    spec.calibration = std::to_string(opt.calibration_draws) +
+                       " tasks of TaskDistribution{x_std = " + nn::detail::number_text(t.x_std) +
+                       ", w_std = " + nn::detail::number_text(t.w_std) +
+                       ", noise_std = " + nn::detail::number_text(t.noise_std) +
+                       ", w_mean = " + nn::detail::number_text(t.w_mean) + "}, seed " +
+                       std::to_string(opt.seed);
+  } else {
+    spec.calibration = "no calibration (TransformerOptions::calibrate = false: every hint 1)";
+  }
+  return spec;
+}
+
 template <class S, int D>
 Realisation<S> realise_chain(const Chain<S>& chain, int n, const TransformerOptions& opt) {
   const Constants k = opt.constants ? *opt.constants : Constants::template defaults<S>();
   k.validate();
+  ICL_CHECK_ARG(!opt.range_margin || *opt.range_margin > 0,
+                "TransformerOptions.range_margin: expected > 0 (infinity: no range check), got ",
+                opt.range_margin.value_or(0));
   std::vector<OperandHint> hints;
   if (opt.calibrate) {
     ICL_CHECK_ARG(opt.calibration_draws >= 1, "TransformerOptions.calibration_draws: expected >= 1, got ",
@@ -676,7 +921,7 @@ GdTransformer<S, D> gd_transformer(int n_examples, double lr, double lambda,
   auto chain = sgd_chain<S>(D, n_examples, lr, lambda);
   auto real = detail::realise_chain<S, D>(chain, n_examples, opt);
   return GdTransformer<S, D>(std::move(chain), std::move(real),
-                             ChainSpec{"sgd", D, n_examples, lr, lambda, {}});
+                             detail::chain_spec<S>("sgd", D, n_examples, lr, lambda, {}, opt));
 }
 
 /// A transformer of paper blocks whose prediction at every x-token column equals online ridge regression
@@ -689,9 +934,9 @@ RidgeTransformer<S, D> ridge_transformer(int n_examples, double lambda, const Tr
   auto chain = opt.ridge_form == RidgeForm::w ? ridge_w_chain<S>(D, n_examples, lambda)
                                               : ridge_chain<S>(D, n_examples, lambda);
   auto real = detail::realise_chain<S, D>(chain, n_examples, opt);
-  return RidgeTransformer<S, D>(
-      std::move(chain), std::move(real),
-      ChainSpec{opt.ridge_form == RidgeForm::w ? "ridge_w" : "ridge", D, n_examples, 0, lambda, {}});
+  return RidgeTransformer<S, D>(std::move(chain), std::move(real),
+                                detail::chain_spec<S>(opt.ridge_form == RidgeForm::w ? "ridge_w" : "ridge", D,
+                                                      n_examples, 0, lambda, {}, opt));
 }
 
 /// Theorem 1 (one GD step from w, n = 1) as a transformer: input [x̃1, ỹ1, x̃2], one prediction (column 2).
@@ -703,7 +948,7 @@ Theorem1Transformer<S, D> theorem1_transformer(const Eigen::Matrix<S, Eigen::Dyn
   std::vector<double> wd(static_cast<std::size_t>(w.size()));
   for (Eigen::Index i = 0; i < w.size(); ++i) wd[static_cast<std::size_t>(i)] = static_cast<double>(w(i));
   return Theorem1Transformer<S, D>(std::move(chain), std::move(real),
-                                   ChainSpec{"theorem1", D, 1, lr, lambda, wd});
+                                   detail::chain_spec<S>("theorem1", D, 1, lr, lambda, wd, opt));
 }
 
 /// Theorem 2 (one Sherman–Morrison step, n = 1) as a transformer: one prediction (column 2).
@@ -712,7 +957,7 @@ Theorem2Transformer<S, D> theorem2_transformer(double lambda, const TransformerO
   auto chain = theorem2_chain<S>(D, lambda);
   auto real = detail::realise_chain<S, D>(chain, 1, opt);
   return Theorem2Transformer<S, D>(std::move(chain), std::move(real),
-                                   ChainSpec{"theorem2", D, 1, 0, lambda, {}});
+                                   detail::chain_spec<S>("theorem2", D, 1, 0, lambda, {}, opt));
 }
 
 }  // namespace icl::construct

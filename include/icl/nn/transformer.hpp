@@ -7,14 +7,17 @@
 #include <Eigen/Core>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "icl/core/error.hpp"
+#include "icl/core/rng.hpp"
 #include "icl/core/storage.hpp"
 #include "icl/nn/block_stack.hpp"
+#include "icl/nn/init.hpp"
 #include "icl/nn/layer_norm.hpp"
 #include "icl/nn/linear.hpp"
 #include "icl/nn/paper_block.hpp"
@@ -46,11 +49,25 @@ constexpr const char* scalar_name() {
 }
 }  // namespace detail
 
+/// How a Transformer sets its parameters at construction (docs/nn.md "Initialisation").
+enum class Init {
+  /// init_uniform_scaling (init.hpp) with Rng(TransformerOptions::init_seed): the paper code's scheme,
+  /// weight matrices U(±1/sqrt(fan_in)) as torch.nn.Linear's default, LayerNorm gains 1, biases 0
+  uniform_scaling,
+  /// weights, biases and the position embedding 0, LayerNorm gains 1 (what a Transformer held before
+  /// icl initialised at construction; a model then filled by hand or from a file)
+  zeros,
+};
+
 /// Model-level options (the block options are passed separately).
 struct TransformerOptions {
   bool final_norm = false;  ///< LayerNorm before the read-out ("norm_f.")
   /// The final LayerNorm's options (affine gain/bias, eps); used only with final_norm.
   LayerNormOptions final_norm_options{true, 1e-5};
+  /// The parameters at construction: initialised as a PyTorch module is (Init::uniform_scaling, the
+  /// default), or zero (Init::zeros).
+  Init init = Init::uniform_scaling;
+  std::uint64_t init_seed = 0;  ///< seed of the construction-time initialisation (Init::uniform_scaling)
 };
 
 /// Decoder-only transformer over token sequences with D+1 features (paper §1.2, §1.3).
@@ -108,13 +125,20 @@ class Transformer {
     }
   };
 
-  /// L blocks built from `block_options`; weights zero (see init_uniform_scaling in init.hpp).
+  /// L blocks built from `block_options`, initialised as `opt.init` says: by default as a PyTorch module
+  /// is at construction, init_uniform_scaling (init.hpp) with Rng(opt.init_seed) (seed 0), so that two
+  /// models built alike are equal and a model is never silently all zero; Init::zeros for all zeros.
   explicit Transformer(int L, const BlockOptions& block_options = {}, const TransformerOptions& opt = {})
       : stack(L, block_options),
         norm_f(opt.final_norm_options),
         final_norm_(opt.final_norm),
         block_options_(block_options),
-        options_(opt) {}
+        options_(opt) {
+    if (opt.init == Init::uniform_scaling) {
+      Rng rng(opt.init_seed);
+      init_uniform_scaling(parameters(), rng);
+    }
+  }
 
   Linear<S, D + 1, H> read_in;  ///< "read_in."
   BlockStack<Block> stack;      ///< "blocks.<l>."

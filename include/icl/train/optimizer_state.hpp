@@ -45,7 +45,8 @@ void save_state(io::SafeTensors& st, const BasicAdam<S, Mode>& opt, const std::s
 
 /// Restores what save_state wrote into an optimiser built over parameters of the same names and
 /// shapes with the same hyper-parameters (the current lr is restored too).
-/// @throws icl::IoError if a tensor is missing or has another shape (the message names it);
+/// @throws icl::IoError if a tensor is missing, has another shape, holds a NaN or infinite entry, or
+///         (a second moment: exp_avg_sq, max_exp_avg_sq) a negative entry (the message names it);
 ///         icl::InvalidArgument if the hyper-parameters or the decay mode differ.
 template <class S, DecayMode Mode>
 void load_state(const io::SafeTensors& st, BasicAdam<S, Mode>& opt, const std::string& prefix = "optim.") {
@@ -70,7 +71,9 @@ void load_state(const io::SafeTensors& st, BasicAdam<S, Mode>& opt, const std::s
   // read everything first so that a failure leaves the optimiser unchanged
   std::vector<AdamSlot<S>> slots(ps.size());
   for (std::size_t i = 0; i < ps.size(); ++i) {
-    const auto get = [&](const std::string& what) {
+    // second moments (exp_avg_sq, max_exp_avg_sq) are running means of squares: >= 0, and the next
+    // step takes their square root, so a negative one (or any NaN/Inf) would turn into NaN weights
+    const auto get = [&](const std::string& what, bool second_moment) {
       const std::string name = prefix + ps[i].name + what;
       ICL_CHECK_IO(st.has(name), "load_state: the checkpoint has no optimiser state '", name, "'");
       const auto& sh = st.info(name).shape;
@@ -79,12 +82,15 @@ void load_state(const io::SafeTensors& st, BasicAdam<S, Mode>& opt, const std::s
       ICL_CHECK_IO(ok, "load_state: optimiser state '", name, "' has shape ", io::shape_string(sh),
                    " in the checkpoint, but parameter '", ps[i].name, "' is ", ps[i].rows, " x ", ps[i].cols);
       const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> m = st.get<S>(name, ps[i].rows, ps[i].cols);
+      ICL_CHECK_IO(m.allFinite(), "load_state: optimiser state '", name, "' has a NaN or infinite entry");
+      ICL_CHECK_IO(!second_moment || (m.array() >= S(0)).all(), "load_state: optimiser state '", name,
+                   "' has a negative entry (", m.minCoeff(), "); a second moment is a mean of squares, >= 0");
       return Eigen::Matrix<S, Eigen::Dynamic, 1>(
           Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(m.data(), m.size()));
     };
-    slots[i].exp_avg = get(".exp_avg");
-    slots[i].exp_avg_sq = get(".exp_avg_sq");
-    if (c.amsgrad) slots[i].max_exp_avg_sq = get(".max_exp_avg_sq");
+    slots[i].exp_avg = get(".exp_avg", false);
+    slots[i].exp_avg_sq = get(".exp_avg_sq", true);
+    if (c.amsgrad) slots[i].max_exp_avg_sq = get(".max_exp_avg_sq", true);
   }
   opt.set_lr(lr);  // the only step left that can throw (a negative or non-finite lr): first
   opt.slots() = std::move(slots);
