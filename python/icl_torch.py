@@ -392,7 +392,7 @@ class ConstructedModel(nn.Module):
                 float(b) == int(b) and 0 <= int(b) < n_blocks for b in sched):
             raise IoError(f"{ctx}: schedule {sched.tolist()} must list 'layers' = {meta.get('layers')} entries, each "
                           f"naming one of the {n_blocks} stored blocks")
-        _check_params(params, want, ctx, others=("schedule", "chain.", "embed.table."))
+        _check_params(params, want, ctx, others=("schedule", "chain.", "embed.table.", "operand_hints"))
         self.row, self.column = _int_meta(meta, "readout.row", ctx, 0), _int_meta(meta, "readout.column", ctx, -1)
         if self.row >= self.H or self.column >= self.max_tokens:
             raise IoError(f"{ctx}: readout row {self.row} / column {self.column} outside the state "
