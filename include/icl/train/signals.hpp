@@ -21,17 +21,20 @@ namespace icl::train {
 /// resume (EX_TEMPFAIL of sysexits.h: "try again later").
 inline constexpr int kExitInterrupted = 75;
 
+/// Internals of StopSignals (the flag and the handler).
 namespace stop_detail {
+/// The signal that asked to stop (0: none), set by the handler.
 inline std::atomic<int>& stop_signal_number() {
   static std::atomic<int> n{0};
   static_assert(std::atomic<int>::is_always_lock_free, "the stop flag must be lock-free in a signal handler");
   return n;
 }
-// Monotonic milliseconds of the first stop signal (clock_gettime is async-signal-safe).
+/// Monotonic milliseconds of the first stop signal (clock_gettime is async-signal-safe).
 inline std::atomic<long long>& first_signal_ms() {
   static std::atomic<long long> t{0};
   return t;
 }
+/// CLOCK_MONOTONIC in milliseconds (async-signal-safe).
 inline long long monotonic_ms() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -42,6 +45,7 @@ inline long long monotonic_ms() {
 /// forwards the signal too, so the runner receives one TERM twice within milliseconds
 /// (docs/sweeps.md §4, measured: 3-8 ms apart).
 inline constexpr long long kDuplicateWindowMs = 1000;
+/// The handler of SIGTERM, SIGINT and SIGUSR1: records the first signal; exits at once on a second.
 extern "C" inline void icl_stop_signal_handler(int sig) {
   auto& n = stop_signal_number();
   int expected = 0;

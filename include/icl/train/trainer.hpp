@@ -64,7 +64,7 @@ struct TrainConfig {
   std::string checkpoint_path;          ///< where checkpoints go ("" = no checkpoints)
   nn::BatchOptions batch_options;       ///< threads over the batch (result independent of threads)
   /// Settings outside this struct that also define the run (the weight initialisation's scheme and
-  /// seed, the experiment's name, ...): stored in checkpoints as "run.<key>" next to run_identity()'s
+  /// seed, the experiment's name, ...): stored in checkpoints as "run.\<key\>" next to run_identity()'s
   /// fields and compared on resume like them. Keys: non-empty, letters, digits, '.', '_' and '-'.
   std::map<std::string, std::string> identity;
 
@@ -103,7 +103,7 @@ inline constexpr int kRunIdentityVersion = 1;
 /// changes the result of training (the weights, the optimiser state and the evaluation losses), as
 /// metadata keys named after the TrainConfig field path with the prefix "run." (run.steps,
 /// run.task.noise_std, run.optimizer.lr, ...) and the value's text (numbers in the shortest form
-/// that reads back to the same double), plus cfg.identity as run.<key>. Derived values are stored
+/// that reads back to the same double), plus cfg.identity as run.\<key\>. Derived values are stored
 /// resolved: run.warmup_steps is the warmup actually used (steps / 5 for -1) and
 /// run.batch_options.chunk_sequences the chunk actually used (batch for 0). Not part of it, since
 /// they do not change the result: eval_every, log_every, checkpoint_every, checkpoint_path and
