@@ -62,7 +62,8 @@ extern "C" inline void icl_stop_signal_handler(int sig) {
 inline int stop_requested() { return stop_detail::stop_signal_number().load(std::memory_order_relaxed); }
 
 /// Installs the handlers for SIGTERM, SIGINT and SIGUSR1 and clears the flag; the destructor
-/// restores the previous handlers. One at a time per process (not nested).
+/// restores the previous handlers and clears the flag again (read stop_requested() while the
+/// object lives). One at a time per process (not nested).
 class StopSignals {
  public:
   StopSignals() {
@@ -73,8 +74,11 @@ class StopSignals {
     sa.sa_flags = 0;  // no SA_RESTART: a blocking call returns EINTR; the loop checks at step boundaries
     for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &sa, &old_[i]);
   }
+  /// Restores the previous handlers and clears the flag, so that a later run() without a
+  /// StopSignals is not stopped by a signal that this one handled.
   ~StopSignals() {
     for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &old_[i], nullptr);
+    stop_detail::stop_signal_number().store(0);
   }
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
