@@ -79,7 +79,8 @@ inline const std::vector<SettingSpec>& specs() {
       {"run.chunk_sequences", Type::integer, "0",
        "sequences per gradient chunk (0: ceil(batch / 4)); results never depend on the thread count"},
       {"run.checkpoint_every", Type::integer, "500", "checkpoint interval in steps (no effect on results)"},
-      {"run.eval_every", Type::integer, "500", "held-out evaluation interval in steps (no effect on results)"},
+      {"run.eval_every", Type::integer, "500",
+       "held-out evaluation interval in steps (no effect on results)"},
       {"run.log_every", Type::integer, "0", "progress-line interval (0: steps / 20; no effect on results)"},
       {"eval.kind", Type::text, "mspd",
        "none | fig1 (SPD/ILWD per prefix, metrics::evaluate) | mspd (online MSPD against eval.legend) | "
@@ -116,16 +117,20 @@ class Settings {
     if (!doc.is_object()) throw ConfigError(context + ": expected a JSON object");
     const icl::io::detail::Json* settings = nullptr;
     for (std::size_t i = 0; i < doc.keys.size(); ++i) {
-      if (doc.keys[i] == "settings") settings = &doc.items[i];
-      else if (doc.keys[i] == "sweep" && doc.items[i].is_string()) st.sweep_ = doc.items[i].text;
-      else if (doc.keys[i] == "cell" && doc.items[i].is_string()) st.cell_ = doc.items[i].text;
+      if (doc.keys[i] == "settings")
+        settings = &doc.items[i];
+      else if (doc.keys[i] == "sweep" && doc.items[i].is_string())
+        st.sweep_ = doc.items[i].text;
+      else if (doc.keys[i] == "cell" && doc.items[i].is_string())
+        st.cell_ = doc.items[i].text;
     }
     if (!settings || !settings->is_object()) throw ConfigError(context + ": expected a \"settings\" object");
     for (std::size_t i = 0; i < settings->keys.size(); ++i) {
       const std::string& k = settings->keys[i];
       const auto& j = settings->items[i];
       const SettingSpec* sp = find(k);
-      if (!sp) throw ConfigError(context + ": unknown setting '" + k + "' (icl_cell --print-defaults lists them)");
+      if (!sp)
+        throw ConfigError(context + ": unknown setting '" + k + "' (icl_cell --print-defaults lists them)");
       std::string text;
       switch (sp->type) {
         case Type::integer:
@@ -307,7 +312,8 @@ inline icl::train::TrainConfig train_config(const Settings& s, int threads, cons
   const long long init_seed = s.integer("run.init.seed");
   require(init_seed >= -1, "run.init.seed", "-1 or >= 0", s.text("run.init.seed"));
   cfg.identity["init.scheme"] = "uniform_scaling";
-  cfg.identity["init.seed"] = std::to_string(init_seed < 0 ? cfg.seed + 1 : static_cast<std::uint64_t>(init_seed));
+  cfg.identity["init.seed"] =
+      std::to_string(init_seed < 0 ? cfg.seed + 1 : static_cast<std::uint64_t>(init_seed));
   cfg.checkpoint_every = s.integer("run.checkpoint_every");
   cfg.eval_every = s.integer("run.eval_every");
   const long long log_every = s.integer("run.log_every");
@@ -343,12 +349,17 @@ std::vector<icl::metrics::PromptPredictor<double>> legend(const std::string& nam
   } else if (name == "fig2" || name == "fig2_wide") {
     const bool wide = name == "fig2_wide";
     const std::vector<std::pair<double, const char*>> lam =
-        wide ? std::vector<std::pair<double, const char*>>{{1.0 / 36, "Ridge(1/36)"}, {1.0 / 16, "Ridge(1/16)"},
-                                                           {1.0 / 9, "Ridge(1/9)"},   {1.0 / 4, "Ridge(1/4)"},
-                                                           {4.0 / 9, "Ridge(4/9)"},   {0.7, "Ridge(0.7)"},
+        wide ? std::vector<std::pair<double, const char*>>{{1.0 / 36, "Ridge(1/36)"},
+                                                           {1.0 / 16, "Ridge(1/16)"},
+                                                           {1.0 / 9, "Ridge(1/9)"},
+                                                           {1.0 / 4, "Ridge(1/4)"},
+                                                           {4.0 / 9, "Ridge(4/9)"},
+                                                           {0.7, "Ridge(0.7)"},
                                                            {1.0, "Ridge(1)"}}
-             : std::vector<std::pair<double, const char*>>{
-                   {1.0 / 16, "Ridge(1/16)"}, {1.0 / 9, "Ridge(1/9)"}, {1.0 / 4, "Ridge(1/4)"}, {4.0 / 9, "Ridge(4/9)"}};
+             : std::vector<std::pair<double, const char*>>{{1.0 / 16, "Ridge(1/16)"},
+                                                           {1.0 / 9, "Ridge(1/9)"},
+                                                           {1.0 / 4, "Ridge(1/4)"},
+                                                           {4.0 / 9, "Ridge(4/9)"}};
     l.push_back(mt::prompt_predictor<double, D>(rg::Ols{}, "Lstsq"));
     for (const auto& [v, n] : lam) l.push_back(mt::prompt_predictor<double, D>(rg::Ridge{v}, n));
   } else {

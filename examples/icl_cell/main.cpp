@@ -27,13 +27,20 @@ The result does not depend on --threads (default 1).
 
 bool dispatch(const cell::Settings& s, const cell::Files& f, int threads, bool check) {
   switch (s.integer("model.d")) {
-    case 1: return cell::run_d1(s, f, threads, check);
-    case 2: return cell::run_d2(s, f, threads, check);
-    case 4: return cell::run_d4(s, f, threads, check);
-    case 8: return cell::run_d8(s, f, threads, check);
-    case 12: return cell::run_d12(s, f, threads, check);
-    case 16: return cell::run_d16(s, f, threads, check);
-    case 20: return cell::run_d20(s, f, threads, check);
+    case 1:
+      return cell::run_d1(s, f, threads, check);
+    case 2:
+      return cell::run_d2(s, f, threads, check);
+    case 4:
+      return cell::run_d4(s, f, threads, check);
+    case 8:
+      return cell::run_d8(s, f, threads, check);
+    case 12:
+      return cell::run_d12(s, f, threads, check);
+    case 16:
+      return cell::run_d16(s, f, threads, check);
+    case 20:
+      return cell::run_d20(s, f, threads, check);
     default:
       throw cell::ConfigError("setting 'model.d': expected one of 1, 2, 4, 8, 12, 16, 20, got " +
                               s.text("model.d"));
@@ -89,8 +96,8 @@ int main(int argc, char** argv) {
         const auto& sp = cell::specs();
         for (std::size_t k = 0; k < sp.size(); ++k) {
           const bool quoted = sp[k].type == cell::Type::text;
-          std::cout << "  \"" << sp[k].key << "\": " << (quoted ? "\"" : "") << sp[k].def << (quoted ? "\"" : "")
-                    << (k + 1 < sp.size() ? "," : "") << "  \n";
+          std::cout << "  \"" << sp[k].key << "\": " << (quoted ? "\"" : "") << sp[k].def
+                    << (quoted ? "\"" : "") << (k + 1 < sp.size() ? "," : "") << "  \n";
         }
         std::cout << "}\n";
         for (const auto& s : sp) std::cerr << s.key << ": " << s.help << "\n";
@@ -101,8 +108,8 @@ int main(int argc, char** argv) {
         for (const auto& sp : cell::specs()) {
           std::string help;
           for (const char* c = sp.help; *c; ++c) help += *c == '|' ? std::string("\\|") : std::string(1, *c);
-          std::cout << "| `" << sp.key << "` | " << types[static_cast<int>(sp.type)] << " | `" << sp.def << "` | "
-                    << help << " |\n";
+          std::cout << "| `" << sp.key << "` | " << types[static_cast<int>(sp.type)] << " | `" << sp.def
+                    << "` | " << help << " |\n";
         }
         return 0;
       } else if (a == "--print-shapes") {

@@ -61,11 +61,26 @@ TEST_CASE("run identity: every result-changing TrainConfig field is a run.* key"
   auto c = config(20);
   c.identity["init.seed"] = "4";
   const auto id = icl::train::run_identity(c);
-  for (const char* k : {"run.steps", "run.batch", "run.task.n", "run.task.x_std", "run.task.w_std",
-                        "run.task.noise_std", "run.task.w_mean", "run.optimizer.lr", "run.optimizer.beta1",
-                        "run.optimizer.beta2", "run.optimizer.eps", "run.optimizer.weight_decay",
-                        "run.optimizer.amsgrad", "run.warmup_steps", "run.clip_norm", "run.eval_batch", "run.seed",
-                        "run.eval_seed", "run.batch_options.chunk_sequences", "run.identity_version",
+  for (const char* k : {"run.steps",
+                        "run.batch",
+                        "run.task.n",
+                        "run.task.x_std",
+                        "run.task.w_std",
+                        "run.task.noise_std",
+                        "run.task.w_mean",
+                        "run.optimizer.lr",
+                        "run.optimizer.beta1",
+                        "run.optimizer.beta2",
+                        "run.optimizer.eps",
+                        "run.optimizer.weight_decay",
+                        "run.optimizer.amsgrad",
+                        "run.warmup_steps",
+                        "run.clip_norm",
+                        "run.eval_batch",
+                        "run.seed",
+                        "run.eval_seed",
+                        "run.batch_options.chunk_sequences",
+                        "run.identity_version",
                         "run.init.seed"}) {
     INFO(k);
     CHECK(id.count(k) == 1);
@@ -89,10 +104,12 @@ TEST_CASE("run identity: every result-changing TrainConfig field is a run.* key"
   CHECK(icl::train::run_identity(c4).at("run.batch_options.chunk_sequences") == "8");
   auto bad = c;
   bad.identity["bad key"] = "1";
-  CHECK_THROWS_MATCHES(bad.validate(), icl::InvalidArgument, icl::test::MessageContains("TrainConfig.identity"));
+  CHECK_THROWS_MATCHES(bad.validate(), icl::InvalidArgument,
+                       icl::test::MessageContains("TrainConfig.identity"));
 }
 
-TEST_CASE("run identity: resuming another run is refused, naming every field that differs", "[train][identity]") {
+TEST_CASE("run identity: resuming another run is refused, naming every field that differs",
+          "[train][identity]") {
   Tiny a = make_model(1, 1);
   icl::train::Trainer<Tiny> ta(a, config(20));
   for (int t = 0; t < 3; ++t) ta.train_step();
@@ -105,8 +122,9 @@ TEST_CASE("run identity: resuming another run is refused, naming every field tha
     c.optimizer.lr = 1e-3;
     Tiny b = make_model(1, 1);
     icl::train::Trainer<Tiny> tb(b, c);
-    CHECK_THROWS_MATCHES(tb.restore(st), icl::InvalidArgument,
-                         icl::test::MessageContains("run.optimizer.lr = 0.01 in the checkpoint, 0.001 in this run"));
+    CHECK_THROWS_MATCHES(
+        tb.restore(st), icl::InvalidArgument,
+        icl::test::MessageContains("run.optimizer.lr = 0.01 in the checkpoint, 0.001 in this run"));
   }
   SECTION("another length (the schedule would change half way) and another noise: both named") {
     auto c = config(40);
@@ -129,8 +147,9 @@ TEST_CASE("run identity: resuming another run is refused, naming every field tha
     c.identity["init.seed"] = "5";
     Tiny b = make_model(1, 1);
     icl::train::Trainer<Tiny> tb(b, c);
-    CHECK_THROWS_MATCHES(tb.restore(st), icl::InvalidArgument,
-                         icl::test::MessageContains("run.init.seed = (missing) in the checkpoint, 5 in this run"));
+    CHECK_THROWS_MATCHES(
+        tb.restore(st), icl::InvalidArgument,
+        icl::test::MessageContains("run.init.seed = (missing) in the checkpoint, 5 in this run"));
   }
   SECTION("another thread count is the same run") {
     auto c = config(20);
@@ -146,7 +165,8 @@ TEST_CASE("run identity: resuming another run is refused, naming every field tha
       it = it->first.rfind("run.", 0) == 0 ? old.metadata.erase(it) : std::next(it);
     Tiny b = make_model(1, 1);
     icl::train::Trainer<Tiny> tb(b, config(20));
-    CHECK_THROWS_MATCHES(tb.restore(old), icl::InvalidArgument, icl::test::MessageContains("no run identity"));
+    CHECK_THROWS_MATCHES(tb.restore(old), icl::InvalidArgument,
+                         icl::test::MessageContains("no run identity"));
   }
   SECTION("train.step and optim.step disagree") {
     auto bad = st;
@@ -219,7 +239,7 @@ TEST_CASE("signals: a stop signal checkpoints at the next step boundary; the res
       CHECK(icl::train::stop_requested() == sig);
     }
     CHECK(icl::train::stop_requested() == 0);  // the guard's end clears the flag: later runs are not stopped
-    Tiny b = make_model(1, 77);                 // the checkpoint carries every weight
+    Tiny b = make_model(1, 77);                // the checkpoint carries every weight
     icl::train::Trainer<Tiny> t2(b, cfg);
     t2.load_checkpoint(cfg.checkpoint_path);
     CHECK(t2.step() == 5);

@@ -73,7 +73,8 @@ inline void write_file_atomic(const std::string& path, std::string_view bytes) {
     const int e = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
-    icl::detail::raise<IoError>("writing '", path, "' failed (", what, " of '", tmp, "'): ", std::strerror(e));
+    icl::detail::raise<IoError>("writing '", path, "' failed (", what, " of '", tmp,
+                                "'): ", std::strerror(e));
   };
   const int pause = detail::write_pause_ms(path);
   const std::size_t half = pause > 0 ? bytes.size() / 2 : bytes.size();

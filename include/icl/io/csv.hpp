@@ -37,8 +37,8 @@ class CsvWriter {
     std::filesystem::path dir = std::filesystem::path(path).parent_path();
     if (dir.empty()) dir = ".";
     std::error_code ec;
-    ICL_CHECK_IO(!path.empty() && std::filesystem::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0 &&
-                     !std::filesystem::is_directory(path, ec),
+    ICL_CHECK_IO(!path.empty() && std::filesystem::is_directory(dir, ec) &&
+                     ::access(dir.c_str(), W_OK) == 0 && !std::filesystem::is_directory(path, ec),
                  "CsvWriter: cannot open '", path, "' for writing (its folder is missing or not writable)");
     write_fields(header);
   }

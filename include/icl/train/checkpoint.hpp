@@ -168,8 +168,8 @@ inline void check_run(const io::SafeTensors& st, const std::map<std::string, std
   }
   for (const auto& [k, have] : st.metadata)
     if (is_run(k) && !expected.count(k)) add(k, have, "(not set)");
-  ICL_CHECK_ARG(count == 0, context, " belongs to another run: ", count, count == 1 ? " field differs: " : " fields differ: ",
-                diff);
+  ICL_CHECK_ARG(count == 0, context, " belongs to another run: ", count,
+                count == 1 ? " field differs: " : " fields differ: ", diff);
 }
 
 /// Writes a trained model (icl::nn::Transformer) as a self-describing weights file: the parameters
@@ -196,7 +196,8 @@ void save_model(const Model& model, const std::string& path) {
 /// keys) as metadata, so that a later load can check the file against the run it is meant to be
 /// (load_model with an identity). @throws icl::IoError if it cannot be written.
 template <class Model>
-void save_model(const Model& model, const std::string& path, const std::map<std::string, std::string>& identity) {
+void save_model(const Model& model, const std::string& path,
+                const std::map<std::string, std::string>& identity) {
   io::SafeTensors st = model_to_safetensors(model);
   for (const auto& [k, v] : identity)
     if (k.rfind("run.", 0) == 0) st.metadata[k] = v;

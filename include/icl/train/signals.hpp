@@ -5,8 +5,8 @@
 /// returns with Trainer::interrupted() true, and a program exits with kExitInterrupted (75). A
 /// second signal ends the process at once with status 128 + the signal's number (the shell's
 /// convention), without a checkpoint; the same signal repeated within kDuplicateWindowMs (1 s) of the
-/// first counts as the first (a batch system's duplicate delivery). SLURM sends SIGUSR1 (`--signal`) or SIGTERM (preemption,
-/// the time limit) before it kills a job.
+/// first counts as the first (a batch system's duplicate delivery). SLURM sends SIGUSR1 (`--signal`) or
+/// SIGTERM (preemption, the time limit) before it kills a job.
 #pragma once
 
 #include <atomic>
@@ -53,7 +53,8 @@ extern "C" inline void icl_stop_signal_handler(int sig) {
     first_signal_ms().store(monotonic_ms());
     return;
   }
-  if (expected == sig && monotonic_ms() - first_signal_ms().load() < kDuplicateWindowMs) return;  // a duplicate
+  if (expected == sig && monotonic_ms() - first_signal_ms().load() < kDuplicateWindowMs)
+    return;            // a duplicate
   ::_exit(128 + sig);  // a second signal: stop at once
 }
 }  // namespace stop_detail
@@ -88,7 +89,7 @@ class StopSignals {
 
  private:
   static constexpr int kSignals[3] = {SIGTERM, SIGINT, SIGUSR1};
-  struct sigaction old_[3] {};
+  struct sigaction old_[3]{};
 };
 
 }  // namespace icl::train

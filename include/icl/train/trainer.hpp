@@ -84,7 +84,8 @@ struct TrainConfig {
     ICL_CHECK_ARG(checkpoint_every >= 0, "TrainConfig.checkpoint_every: expected >= 0, got ",
                   checkpoint_every);
     ICL_CHECK_ARG(batch_options.chunk_sequences >= 0,
-                  "TrainConfig.batch_options.chunk_sequences: expected >= 0, got ", batch_options.chunk_sequences);
+                  "TrainConfig.batch_options.chunk_sequences: expected >= 0, got ",
+                  batch_options.chunk_sequences);
     for (const auto& [k, v] : identity) {
       bool ok = !k.empty();
       for (const char c : k)
@@ -294,7 +295,8 @@ class Trainer {
       }
       log_loss += train_step();
       ++log_n;
-      if (cfg_.log_every > 0 && (step_ % cfg_.log_every == 0 || step_ == cfg_.steps) && (log_ || on_progress_)) {
+      if (cfg_.log_every > 0 && (step_ % cfg_.log_every == 0 || step_ == cfg_.steps) &&
+          (log_ || on_progress_)) {
         const auto now = Clock::now();
         const double dt = std::chrono::duration<double>(now - t_last).count();
         const double rate = dt > 0 ? static_cast<double>(step_ - s_last) / dt : 0.0;
@@ -327,7 +329,7 @@ class Trainer {
     st.put_scalar("train.n", cfg_.task.n);
     save_rng(st, rng_, "train.rng");
     for (const auto& [k, v] : model_.architecture()) st.metadata[k] = v;  // docs/io.md "Trained models"
-    for (const auto& [k, v] : run_identity()) st.metadata[k] = v;          // docs/train.md "Run identity"
+    for (const auto& [k, v] : run_identity()) st.metadata[k] = v;         // docs/train.md "Run identity"
     st.metadata["format"] = "icl.train.checkpoint";
     st.metadata["parameters"] = std::to_string(nn::parameter_count(params_));
     return st;
