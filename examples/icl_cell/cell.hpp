@@ -149,7 +149,6 @@ class Settings {
           break;
       }
       st.v_[k] = text;
-      st.given_.push_back(k);
     }
     // type-check every value now, so that a bad one is reported before anything runs
     for (const auto& sp : specs()) {
@@ -197,7 +196,6 @@ class Settings {
 
  private:
   std::map<std::string, std::string> v_;
-  std::vector<std::string> given_;
   std::string sweep_, cell_;
 };
 
@@ -216,22 +214,6 @@ struct Files {
   std::string status() const { return (dir / "status.json").string(); }
 };
 
-inline std::string json_escape(const std::string& s) {
-  std::string o;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else {
-      o += c;
-    }
-  }
-  return o;
-}
 inline std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   return icl::io::CsvWriter::format(v);
@@ -247,7 +229,7 @@ struct Status {
     std::ostringstream o;
     o << "{\"state\":\"" << state << "\",\"step\":" << step << ",\"steps\":" << steps
       << ",\"loss\":" << json_number(loss) << ",\"steps_per_s\":" << json_number(steps_per_s)
-      << ",\"error\":\"" << json_escape(error) << "\",\"updated\":"
+      << ",\"error\":" << icl::io::detail::json_quote(error) << ",\"updated\":"
       << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
              .count()
       << "}\n";
