@@ -39,9 +39,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
+import figdata  # noqa: E402  (scripts/figdata.py: the numbers shared with reproduction.py)
+
 PROG = "plot_figures.py"
-FIGURES = ("fig1", "fig2", "fig3", "fig4")
-DEFAULT_D = {"fig1": 8, "fig2": 8, "fig3": 8, "fig4": 4}
+FIGURES = ("fig1", "fig2", "fig2_ablation", "fig3", "fig3_width", "fig3b", "fig4", "fig4_ablation",
+           "fig8")
+DEFAULT_D = {"fig1": 8, "fig2": 8, "fig2_ablation": 8, "fig3": 8, "fig3_width": 8, "fig3b": 16,
+             "fig4": 4, "fig4_ablation": 4, "fig8": 8}
 TRANSFORMER = "Transformer"
 
 
@@ -178,12 +182,9 @@ def fig1(g, out):
     plt.close(fig)
 
 
-def fig2(g, out):
-    d = g.d
+def ridge_grid(g, rows):
+    """Fig. 2's table: (predictors, columns (sigma, tau) by sigma^2/tau^2, MSPD/d mean over seeds)."""
     sig, tau = g.column("run.task.noise_std"), g.column("run.task.w_std")
-    rows = [r for r in g.metric("mspd") if other(r, TRANSFORMER) is not None]
-    if not rows:
-        raise PlotError("%s: no mspd rows with the Transformer" % g.path)
     cols = sorted(ordered((float(r[sig]), float(r[tau])) for r in rows),
                   key=lambda st: (st[0] ** 2 / st[1] ** 2, st))
     preds = ordered(other(r, TRANSFORMER) for r in rows)
@@ -193,8 +194,11 @@ def fig2(g, out):
             v = [num(r["value"]) for r in rows if other(r, TRANSFORMER) == p
                  and (float(r[sig]), float(r[tau])) == (s, t)]
             if v:
-                grid[i, j] = np.mean(v) / d
-    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 4, 0.5 * len(preds) + 2.5))
+                grid[i, j] = np.mean(v) / g.d
+    return preds, cols, grid
+
+
+def draw_ridge_grid(ax, preds, cols, grid):
     im = ax.imshow(grid, cmap="viridis_r", aspect="auto")
     for j in range(len(cols)):
         best = int(np.nanargmin(grid[:, j])) if not np.all(np.isnan(grid[:, j])) else -1
@@ -206,16 +210,54 @@ def fig2(g, out):
                                      for s, t in cols])
     ax.set_yticks(range(len(preds)), ["(%s, ICL)" % p for p in preds])
     ax.set_xlabel("σ² / τ²")
+    return im
+
+
+def mspd_rows(g):
+    rows = [r for r in g.metric("mspd") if other(r, TRANSFORMER) is not None]
+    if not rows:
+        raise PlotError("%s: no mspd rows with the Transformer" % g.path)
+    return rows
+
+
+def fig2(g, out):
+    preds, cols, grid = ridge_grid(g, mspd_rows(g))
+    seeds = len(ordered(r["run.seed"] for r in g.rows))
+    fig, ax = plt.subplots(figsize=(1.6 * len(cols) + 4, 0.5 * len(preds) + 2.5))
+    im = draw_ridge_grid(ax, preds, cols, grid)
     fig.colorbar(im, label="MSPD/d")
-    ax.set_title("Fig. 2: MSPD/d of (algorithm, transformer), d = %d; red = column minimum" % d)
+    ax.set_title("Fig. 2: MSPD/d of (algorithm, transformer), d = %d, mean over %d seed%s; red = "
+                 "column minimum" % (g.d, seeds, "s" if seeds > 1 else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
 
-def fig3(g, out):
+ABLATION_KEYS = ("model.layers", "run.steps", "model.hidden")
+
+
+def fig2_ablation(g, out):
+    rows = mspd_rows(g)
+    keys = [g.column(k) for k in ABLATION_KEYS]
+    variants = ordered(tuple(r[k] for k in keys) for r in rows)
+    fig, axes = plt.subplots(len(variants), 1, squeeze=False,
+                             figsize=(12, (0.5 * 9 + 2) * len(variants)))
+    for ax, v in zip(axes[:, 0], variants):
+        sub = [r for r in rows if tuple(r[k] for k in keys) == v]
+        preds, cols, grid = ridge_grid(g, sub)
+        im = draw_ridge_grid(ax, preds, cols, grid)
+        fig.colorbar(im, ax=ax, label="MSPD/d")
+        ax.set_title("L = %s, %s steps, H = %s; red = column minimum" % v, fontsize=9)
+    fig.suptitle("Fig. 2 ablations: MSPD/d of (algorithm, transformer), d = %d" % g.d)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def panel(g, out, key, xlabel, title):
+    """MSPD/d of (algorithm, Transformer) against one axis (the selected cells per value)."""
     d = g.d
-    L = g.column("model.layers")
+    X = g.column(key)
     rows = [r for r in g.metric("mspd") if other(r, TRANSFORMER) is not None]
     if not rows:
         raise PlotError("%s: no mspd rows with the Transformer" % g.path)
@@ -223,68 +265,155 @@ def fig3(g, out):
     seeds = len(ordered(r["run.seed"] for r in rows))
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for p in preds:
-        by_l = {}
+        by_x = {}
         for r in rows:
             if other(r, TRANSFORMER) == p:
-                by_l.setdefault(int(r[L]), []).append((num(r["value"]), num(r["ci95"])))
-        ls = sorted(by_l)
-        s = [summary([v for v, _ in by_l[k]], [c for _, c in by_l[k]]) for k in ls]
-        ax.errorbar(ls, [m / d for m, _ in s], yerr=[e / d for _, e in s], marker="o", ms=4,
+                by_x.setdefault(int(r[X]), []).append((num(r["value"]), num(r["ci95"])))
+        xs = sorted(by_x)
+        s = [summary([v for v, _ in by_x[k]], [c for _, c in by_x[k]]) for k in xs]
+        ax.errorbar(xs, [m / d for m, _ in s], yerr=[e / d for _, e in s], marker="o", ms=4,
                     capsize=2, label=p)
-    depths = sorted({int(r[L]) for r in rows})
+    ticks = sorted({int(r[X]) for r in rows})
     ax.set_xscale("log", base=2)
-    ax.set_xticks(depths, [str(v) for v in depths])
+    ax.set_xticks(ticks, [str(v) for v in ticks])
     ax.minorticks_off()
-    ax.set_xlabel("layers (the selected cells of each depth)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("MSPD/d to the transformer (prefixes 1..d-1)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     err = "mean ± s.d. over %d seeds" % seeds if seeds > 1 else "95% CI over contexts"
-    ax.set_title("Fig. 3a: algorithmic phases with depth (noiseless, d = %d; %s)" % (d, err),
-                 fontsize=9)
+    ax.set_title("%s (noiseless, d = %d; %s)" % (title, d, err), fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
 
+def fig3(g, out):
+    panel(g, out, "model.layers", "layers (the selected cells of each depth)",
+          "Fig. 3a: algorithmic phases with depth")
+
+
+def fig3b(g, out):
+    panel(g, out, "model.layers", "layers (the selected cells of each depth)",
+          "Fig. 3b: algorithmic phases with depth")
+
+
+def fig3_width(g, out):
+    panel(g, out, "model.hidden", "hidden size H", "Fig. 3a, width panel: phases with width")
+
+
 def fig4(g, out):
-    wstd, wmean = g.column("run.task.w_std"), g.column("run.task.w_mean")
-    rows = g.metric("probe_r2")
-
-    def model(r):
-        if float(r[wstd]) > 0:
-            return "main"
-        return "control (w = %g)" % float(r[wmean])
-
-    targets = ordered(r["a"] for r in rows)
+    curves = figdata.probe_curves(figdata.Root(g.root), g.rows)
+    if not curves:
+        raise PlotError("%s: no probe_r2 rows" % g.path)
+    targets = ordered(t for _, t, _ in curves)
     fig, axes = plt.subplots(1, len(targets), figsize=(6.5 * len(targets), 4.8), squeeze=False)
     for ax, t in zip(axes[0], targets):
-        for m, readout in ordered((model(r), r["b"]) for r in rows if r["a"] == t):
-            # (seed, layer) -> 1 - R^2 per n; the mean over n, then over the seeds
-            per = {}
-            for r in rows:
-                if r["a"] == t and r["b"] == readout and model(r) == m:
-                    per.setdefault((r["run.seed"], int(r["layer"])), []).append(1 - num(r["value"]))
-            layers = sorted({k[1] for k in per})
-            y = [np.mean([np.mean(v) for (s, l), v in per.items() if l == layer])
-                 for layer in layers]
-            ax.plot(layers, y, marker="o", ms=3, ls="--" if m != "main" else "-",
-                    label="%s, %s" % (m, readout))
+        for (m, tt, readout), c in sorted(curves.items()):
+            if tt != t:
+                continue
+            layers = sorted(c)
+            ax.plot(layers, [c[x] for x in layers], marker="o", ms=3,
+                    ls="--" if m.startswith("control") else "-", label="%s, %s" % (m, readout))
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("layer (0 = embedding)")
         ax.set_ylabel("held-out 1 - R² (mean over n)")
         ax.set_title({"xty": "XᵀY", "w_ols": "w_OLS"}.get(t, t))
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.suptitle("Fig. 4: probing the hidden states (d = %d)" % g.d)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    heatmaps(g, out.replace(".png", "_attention.png"))
+
+
+def heatmaps(g, out):
+    """The probes' attention over token positions (target after n exemplars x position), as the
+    paper's Fig. 4 heatmaps: the MLP probes of the main model (the first selected cell whose w is
+    drawn), at the layer where each target is best decoded; from the cells' probe_attention.csv."""
+    main = [r for r in g.rows if r["metric"] == "probe_r2" and r["b"] == "mlp"
+            and ("run.task.w_std" not in r or float(r["run.task.w_std"]) > 0)]
+    if not main:
+        return
+    cell = main[0]["cell"]
+    path = os.path.join(g.root, "cells", cell, "probe_attention.csv")
+    if not os.path.exists(path):
+        print("%s: no %s, no heatmaps" % (PROG, path))
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        att = [r for r in csv.DictReader(f) if r["readout"] == "mlp"]
+    targets = ordered(r["target"] for r in att)
+    fig, axes = plt.subplots(1, len(targets), figsize=(7 * len(targets), 4.2), squeeze=False)
+    for ax, t in zip(axes[0], targets):
+        r2 = {}
+        for r in main:
+            if r["cell"] == cell and r["a"] == t:
+                r2.setdefault(int(r["layer"]), []).append(num(r["value"]))
+        layer = max(r2, key=lambda x: np.mean(r2[x]))
+        rows = [r for r in att if r["target"] == t and int(r["layer"]) == layer]
+        ns = sorted({int(r["n"]) for r in rows})
+        width = max(int(r["position"]) for r in rows) + 1
+        grid = np.full((len(ns), width), np.nan)
+        for r in rows:
+            grid[ns.index(int(r["n"])), int(r["position"])] = float(r["weight"])
+        im = ax.imshow(grid, aspect="auto", cmap="magma", interpolation="nearest")
+        ax.set_yticks(range(len(ns)), [str(n) for n in ns])
+        ax.set_ylabel("target after n exemplars")
+        ax.set_xticks(range(0, width, 2), ["x%d" % (k // 2 + 1) for k in range(0, width, 2)],
+                      fontsize=6)
+        ax.set_xlabel("token position (x_1, y_1, x_2, ...; ticks at the x tokens)")
+        ax.set_title("%s, MLP probe, layer %d (its best mean R²)" % (
+            {"xty": "XᵀY", "w_ols": "w_OLS"}.get(t, t), layer), fontsize=9)
+        fig.colorbar(im, ax=ax, label="attention weight")
+    fig.suptitle("Fig. 4 heatmaps: where the probes read each target from (cell %s)" % cell)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
 
-DRAW = {"fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4}
+def fig4_ablation(g, out):
+    fig4(g, out)
+
+
+def fig8(g, out):
+    table = figdata.fig8_table(figdata.Root(g.root))
+    ds = sorted(table)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    for ax, (key, label) in zip(axes, figdata.FIG8_FACTORS):
+        run = [d for d in ds if table[d][key][1]]  # the d at which this factor was varied
+        grid = sorted({v for d in run for v, *_ in table[d][key][1]})
+        top = grid[-1] * 2 if grid else 1
+        y = [table[d][key][0] if table[d][key][0] is not None else top for d in run]
+        if not run:
+            ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
+        ax.step(run, y, where="mid", color="C0")
+        for d, v in zip(run, y):
+            reached = table[d][key][0] is not None
+            ax.plot(d, v, "o" if reached else "^", color="C0", mfc="C0" if reached else "white")
+        ax.set_yscale("log", base=2)
+        ticks = grid + [top]
+        ax.set_yticks(ticks, [str(t) for t in grid] + ["not\nreached"])
+        ax.minorticks_off()
+        ax.set_xticks(ds)
+        ax.set_xlabel("d")
+        others = ", ".join("%s = %d" % (lb, figdata.FIG8_BASE[k]) for k, lb in figdata.FIG8_FACTORS if k != key)
+        ax.set_ylabel("smallest %s" % label)
+        ax.set_title("smallest %s with SPD(OLS) < SPD(Ridge(0.1)) (%s)" % (label, others),
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.suptitle("App. H, Fig. 8: the smallest model closer to OLS than to Ridge(0.1), per d "
+                 "(SPDs over the prefixes 1..n-1; mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+DRAW = {"fig1": fig1, "fig2": fig2, "fig2_ablation": fig2_ablation, "fig3": fig3,
+        "fig3_width": fig3_width, "fig3b": fig3b, "fig4": fig4, "fig4_ablation": fig4_ablation,
+        "fig8": fig8}
 
 
 def main():

@@ -860,9 +860,19 @@ def parallel_threads(P, T, cores):
     return P, T
 
 
+def run_order(cells: list, order: str) -> list:
+    """The order in which `run` and `slurm` start the pending cells: `cells` (the cell order, §1) or
+    `seeds` (every cell of the first seed in cell order, then of the next seed, ...: a sweep
+    interrupted early has each configuration once rather than a few configurations thrice)."""
+    if order == "seeds":
+        return sorted(cells, key=lambda c: c.settings.get("run.seed", 0))  # stable: cell order within
+    return list(cells)
+
+
 def cmd_run(args, sweep: Sweep, cells: list) -> int:
     runner = resolve_runner(args.runner)
     prepare(sweep, cells)
+    cells = run_order(cells, args.order)
     P, T = parallel_threads(args.P, args.T, os.cpu_count())
     ex = LocalExecutor(cells, runner, P, T, args.retries, args.progress_every)
     return ex.run()
@@ -884,7 +894,7 @@ def cmd_slurm(args, sweep: Sweep, cells: list) -> int:
                          f"in this checkout ('run' executes the cells on this machine)") from None
     runner = resolve_runner(args.runner, must_exist=not args.dry_run)
     prepare(sweep, cells)
-    pending = [c for c in cells if not is_done(c.dir)]
+    pending = [c for c in run_order(cells, args.order) if not is_done(c.dir)]
     root = Path(args.root).absolute()
     if not pending:
         print(f"{PROG}: all {len(cells)} cells are done; nothing to submit")
@@ -1062,6 +1072,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("run", "slurm"):
             s.add_argument("-P", type=_int_at_least(1), default=None, metavar="N",
                            help="cells at a time (slurm: the array's %%K)")
+            s.add_argument("--order", choices=("cells", "seeds"), default="cells",
+                           help="start the cells in cell order (default) or seed by seed: every "
+                           "cell of the first seed, then the next seed's")
         if name == "run":
             s.add_argument("-T", type=_int_at_least(1), default=None, metavar="N",
                            help="threads per cell (default: P·T fills the cores)")

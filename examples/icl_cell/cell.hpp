@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -82,6 +83,9 @@ inline const std::vector<SettingSpec>& specs() {
       {"run.eval_every", Type::integer, "500",
        "held-out evaluation interval in steps (no effect on results)"},
       {"run.log_every", Type::integer, "0", "progress-line interval (0: steps / 20; no effect on results)"},
+      {"run.adopt_siblings", Type::boolean, "false",
+       "before training, adopt a sibling cell's finished model of the same run identity (no effect on "
+       "results: training is deterministic)"},
       {"eval.kind", Type::text, "mspd",
        "none | fig1 (SPD/ILWD per prefix, metrics::evaluate) | mspd (online MSPD against eval.legend) | "
        "probe (probes per layer, target, read-out and n)"},
@@ -96,6 +100,8 @@ inline const std::vector<SettingSpec>& specs() {
       {"probe.lr", Type::real, "0.001", "probe: learning rate"},
       {"probe.width", Type::integer, "64", "probe: H' of the position attention"},
       {"probe.mlp", Type::integer, "64", "probe: hidden units of the MLP read-out"},
+      {"probe.standardize_targets", Type::boolean, "false",
+       "probe: train on targets standardised per entry (scores stay in target units)"},
       {"probe.seed", Type::integer, "7000", "probe: prompt stream (+ n)"},
   };
   return s;
@@ -183,6 +189,11 @@ class Settings {
       throw ConfigError("setting '" + k + "': expected a finite number, got " + t);
     return x;
   }
+  bool boolean(const std::string& k) const {
+    const std::string& t = v_.at(k);
+    if (t != "true" && t != "false") throw ConfigError("setting '" + k + "': expected true or false, got " + t);
+    return t == "true";
+  }
   const std::string& text(const std::string& k) const { return v_.at(k); }
   const std::string& sweep() const { return sweep_; }
   const std::string& cell() const { return cell_; }
@@ -212,6 +223,8 @@ struct Files {
   std::string model() const { return (dir / "model.safetensors").string(); }
   std::string metrics() const { return (dir / "metrics.csv").string(); }
   std::string status() const { return (dir / "status.json").string(); }
+  /// eval.kind = probe: every probe's attention over the positions (the Fig. 4 heatmaps).
+  std::string probe_attention() const { return (dir / "probe_attention.csv").string(); }
 };
 
 inline std::string json_number(double v) {
@@ -262,6 +275,39 @@ class Metrics {
  private:
   std::vector<std::vector<std::string>> rows_;
 };
+
+/// Looks in the cell's sibling folders (<root>/cells/*) for a finished model.safetensors whose run
+/// identity and architecture are this cell's (icl::train::load_model checks both) and copies the first
+/// one found, in folder-name order, atomically to this cell's model file. Training is deterministic
+/// in the identity (any thread count gives the same bits), so the copy is the model this cell would
+/// train: cells that differ only in their evaluation (the Fig. 4 probe ablations) train once.
+/// Returns the adopted file, or "" if no sibling has one.
+template <class ModelT>
+std::string adopt_sibling_model(int layers, const Files& f, const std::map<std::string, std::string>& identity) {
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::absolute(f.dir).parent_path();
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(parent, ec))
+    if (e.is_directory() && fs::absolute(e.path()) != fs::absolute(f.dir)) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& dir : dirs) {
+    const fs::path cand = dir / "model.safetensors";
+    if (!fs::exists(cand)) continue;
+    try {
+      ModelT trial(layers);
+      icl::train::load_model(trial, cand.string(), identity);
+    } catch (const std::exception&) {
+      continue;  // another run, another shape, or not a model file: not this cell's model
+    }
+    std::ifstream in(cand, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) continue;
+    icl::io::write_file_atomic(f.model(), bytes);
+    return cand.string();
+  }
+  return "";
+}
 
 /// The training configuration of a cell (every "run." setting), validated.
 inline icl::train::TrainConfig train_config(const Settings& s, int threads, const Files& f) {
@@ -414,14 +460,20 @@ void run(const Settings& s, const Files& f, int threads, bool check_only) {
     return ConfigError(std::string("refusing to continue: ") + e.what() +
                        " (the cell's files belong to another run; remove them to start over)");
   };
+  std::string adopted;
+  if (!std::filesystem::exists(f.model()) && !std::filesystem::exists(f.checkpoint()) &&
+      s.boolean("run.adopt_siblings"))
+    adopted = adopt_sibling_model<Model<D, H, M>>(static_cast<int>(L), f, identity);
+  if (!adopted.empty())
+    std::cout << "adopted " << adopted << " (a sibling cell of the same run finished training)" << std::endl;
   if (std::filesystem::exists(f.model())) {
-    // training finished in an earlier attempt: the model file must be this run's
+    // training finished in an earlier attempt (or in a sibling cell): the model file must be this run's
     try {
       icl::train::load_model(model, f.model(), identity);
     } catch (const icl::InvalidArgument& e) {
       throw refuse(e);
     }
-    std::cout << "loaded " << f.model() << " (training finished earlier)" << std::endl;
+    if (adopted.empty()) std::cout << "loaded " << f.model() << " (training finished earlier)" << std::endl;
     st.step = cfg.steps;
   } else {
     if (std::filesystem::exists(f.checkpoint())) {
@@ -478,8 +530,13 @@ void run(const Settings& s, const Files& f, int threads, bool check_only) {
     preds.push_back(mt::cast_predictor<double>(mt::model_predictor<D>(model, "Transformer")));
     mt::OnlineOptions oo;
     oo.n_contexts = contexts;
+    // The MSPD region is 1 <= i < min(d, n) (Eq. (M4)); at d = 1 it is empty, so there the mspd rows
+    // are the one prefix i = 0 (no example: every legend predictor says 0) and App. H's comparison
+    // (sweeps/fig8.toml) reads the per-prefix spd rows instead.
+    oo.mspd_first = std::min(1, std::min(D, static_cast<int>(dist.n)) - 1);
     m.add_eval(mt::evaluate_online<double, D>(dist, preds, oo, rng).table);
   } else if (kind == "probe") {
+    icl::io::CsvWriter att(f.probe_attention(), {"target", "readout", "layer", "n", "position", "weight"});
     for (const int n : ns) {
       if (icl::train::stop_requested()) throw Interrupted{};
       icl::Rng prng(static_cast<std::uint64_t>(s.integer("probe.seed")) + static_cast<std::uint64_t>(n));
@@ -500,6 +557,7 @@ void run(const Settings& s, const Files& f, int threads, bool check_only) {
             fo.batch = static_cast<int>(s.integer("probe.batch"));
             fo.lr = s.real("probe.lr");
             fo.seed = static_cast<std::uint64_t>(l);
+            fo.standardize_targets = s.boolean("probe.standardize_targets");
             const Eigen::MatrixXf Hs = cache.hidden_state(l);
             const auto fit = pb::fit_probe<float>(Hs, set.tokens_per_prompt(), V, shape, fo);
             const std::string t = pb::to_string(target), r = pb::to_string(readout);
@@ -507,10 +565,14 @@ void run(const Settings& s, const Files& f, int threads, bool check_only) {
             m.add("probe_mse", t, r, ls, nstr, fit.score.mse, std::nan(""));
             m.add("probe_r2", t, r, ls, nstr, fit.score.r2, std::nan(""));
             m.add("probe_train_mse", t, r, ls, nstr, fit.score.train_mse, std::nan(""));
+            const auto alpha = fit.probe.attention();
+            for (Eigen::Index pos = 0; pos < alpha.size(); ++pos)
+              att.row(t, r, l, n, static_cast<long long>(pos), static_cast<double>(alpha(pos)));
           }
         }
       }
     }
+    att.flush();
   }
   m.write(f);
   st.state = "done";

@@ -155,7 +155,9 @@ int main(int argc, char** argv) {
           list += (list.empty() ? "" : ", ") + std::to_string(sh.hidden) + "/" + std::to_string(sh.heads);
       throw cell::ConfigError("settings 'model.hidden' / 'model.heads' = " + s.text("model.hidden") + "/" +
                               s.text("model.heads") + ": not compiled for d = " + s.text("model.d") +
-                              "; compiled: " + list + " (add a shape in examples/icl_cell/shapes_d" +
+                              "; compiled: " + list +
+                              " (configure with -DICL_CELL_SHAPES=paper for every shape of the "
+                              "experiment sweeps, or add a shape in examples/icl_cell/shapes_d" +
                               s.text("model.d") + ".cpp)");
     }
     if (!check) std::cout << "icl_cell: " << dir << " done" << std::endl;

@@ -1,9 +1,14 @@
 // The model shapes icl_cell compiles for d = 1 (one translation unit per d: built in parallel).
-// Add a shape here to make it available to sweeps (each costs about 20 s of compile time).
+// Add a shape here to make it available to sweeps (each costs about 1 min of compile time; the
+// list is compiled with -DICL_CELL_SHAPES=paper, examples/CMakeLists.txt).
 #include "cell.hpp"
 
 namespace cell {
+#if defined(ICL_CELL_MINIMAL_SHAPES)  // -DICL_CELL_SHAPES=minimal, the default: the tests' shape
 using ShapesD1 = ShapeList<1, HM<64, 4>>;
+#else
+using ShapesD1 = ShapeList<1, HM<16, 4>, HM<32, 4>, HM<64, 1>, HM<64, 4>>;
+#endif
 bool run_d1(const Settings& s, const Files& f, int threads, bool check) {
   return ShapesD1::run(s, f, threads, check);
 }

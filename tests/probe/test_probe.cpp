@@ -153,6 +153,42 @@ TEST_CASE("probes on the constructed ridge transformer decode XᵀY from the lay
   CHECK((wo - t0.X.row(0).transpose() * t0.y(0) / t0.X.row(0).squaredNorm()).norm() <= 1e-14);
 }
 
+TEST_CASE("probe target standardisation: scale-free training, scores and predict() in target units",
+          "[probe]") {
+  // One position (T = 1), 4 features, a linear target. Scaled by 1000 and shifted by 500 it is out of
+  // reach of 300 Adam steps of size <= lr = 1e-2 from a zero-ish start (the weights must grow to
+  // ~1000), unless the targets are standardised: then training sees exactly the unscaled problem.
+  icl::Rng rng(11);
+  const int N = 400;
+  const Mat H = gaussian(4, N, rng);
+  const Eigen::RowVector4d w(0.5, -1.0, 2.0, 0.25);
+  const Mat V = w * H;
+  const Mat Vbig = (V.array() * 1000.0 + 500.0).matrix();
+  pb::FitOptions fo;
+  fo.steps = 300;
+  fo.batch = 0;
+  fo.lr = 1e-2;
+  const auto raw_big = pb::fit_probe<double>(H, 1, Vbig, shape_of(pb::Readout::linear), fo);
+  CHECK(raw_big.target_mean(0) == 0.0);
+  CHECK(raw_big.target_std(0) == 1.0);
+  CHECK(raw_big.score.r2 < 0.5);  // measured: far from fitted (the weights moved by <= 3)
+  fo.standardize_targets = true;
+  const auto std_small = pb::fit_probe<double>(H, 1, V, shape_of(pb::Readout::linear), fo);
+  const auto std_big = pb::fit_probe<double>(H, 1, Vbig, shape_of(pb::Readout::linear), fo);
+  CHECK(std_big.score.r2 > 0.99);
+  // The two standardised problems are the same up to the rounding of the training mean and
+  // deviation (relative 1e-16) carried through 300 smooth Adam steps: R² agrees to far better than
+  // 1e-6, and the MSE in target units scales by exactly 1000².
+  CHECK(std_big.score.r2 == Approx(std_small.score.r2).epsilon(1e-6));
+  CHECK(std_big.score.mse == Approx(std_small.score.mse * 1e6).epsilon(1e-6));
+  CHECK(std_big.target_mean(0) == Approx(500.0 + 1000.0 * V.leftCols(300).mean()).epsilon(1e-12));
+  // predict() standardises the states and maps the outputs back: the held-out MSE it gives is the score's
+  const Mat pred = std_big.predict(H.rightCols(N - 300));
+  CHECK(pb::probe_loss<double>(pred, Vbig.rightCols(N - 300)) == Approx(std_big.score.mse).epsilon(1e-12));
+  CHECK_THROWS_WITH(std_big.predict(Mat::Zero(3, 5)),
+                    Catch::Contains("ProbeFit::predict: hidden: expected 4 rows, got 3"));
+}
+
 TEST_CASE("probe standardisation leaves rows that are constant up to rounding unscaled", "[probe]") {
   // A float row that is constant but for rounding (1 ± ulp, 1000 ± ulp: what a bias or ONE row
   // looks like after a float network) has σ ~ 1e-7 of its value; dividing by it (inv_std ~ 1e7)

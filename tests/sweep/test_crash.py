@@ -15,6 +15,10 @@ Runs the real `icl_cell` on small cells in a temporary folder:
    128 + signal.
 4. refusal: changing a result-changing setting of a half-run cell makes the runner exit 2 naming
    the field; changing only the checkpoint interval (no effect on results) is accepted.
+5. adoption (run.adopt_siblings): a cell that differs from a finished sibling only in its
+   evaluation takes the sibling's model file (byte-identical, "adopted" in its log, no training
+   progress line) and evaluates it; a sibling of another run (another seed) or another shape is
+   not adopted, and without the setting nothing is adopted.
 
 Usage: test_crash.py --exe PATH/icl_cell [--work DIR] [--seed S]
 """
@@ -258,6 +262,39 @@ def test_refusal(exe, work):
     check(r.returncode == 2 and "not compiled for d = 2" in r.stderr, "refusal: an uncompiled shape -> exit 2")
 
 
+def test_adoption(exe, work):
+    root = os.path.join(work, "adopt", "cells")
+    s = dict(BASE, **{"run.steps": 30, "run.adopt_siblings": True})
+    first = os.path.join(root, "a_first")
+    write_config(first, s)
+    check(run(exe, first) == 0, "adoption: the first cell trains")
+    model = read(os.path.join(first, "model.safetensors"))
+    # another evaluation, the same training: adopted
+    same = os.path.join(root, "b_same_run")
+    write_config(same, dict(s, **{"eval.contexts": 24}))
+    check(run(exe, same) == 0, "adoption: the sibling exits 0")
+    log = read(os.path.join(same, "log.txt")).decode()
+    check("adopted " in log and "a_first" in log and "step " not in log,
+          "adoption: the sibling adopted the first cell's model without training (log: %r)" % log[-300:])
+    check(read(os.path.join(same, "model.safetensors")) == model, "adoption: byte-identical model file")
+    check(os.path.exists(os.path.join(same, "metrics.csv")), "adoption: the sibling is evaluated")
+    # the reference: the same cell trained without adoption gives the same bytes
+    ref = os.path.join(work, "adopt_ref")
+    write_config(ref, dict(s, **{"eval.contexts": 24, "run.adopt_siblings": False}))
+    check(run(exe, ref) == 0 and read(os.path.join(ref, "model.safetensors")) == model,
+          "adoption: training the sibling from scratch gives the adopted bytes")
+    check(read(os.path.join(ref, "metrics.csv")) == read(os.path.join(same, "metrics.csv")),
+          "adoption: and the same metrics")
+    # another run (seed) or another shape (layers) is not adopted; nor without the setting
+    for name, change in (("c_other_seed", {"run.seed": 5}), ("d_other_layers", {"model.layers": 2}),
+                         ("e_not_asked", {"run.adopt_siblings": False, "eval.contexts": 20})):
+        d = os.path.join(root, name)
+        write_config(d, dict(s, **change))
+        check(run(exe, d) == 0, "adoption: %s exits 0" % name)
+        log = read(os.path.join(d, "log.txt")).decode()
+        check("adopted " not in log, "adoption: %s trained itself (nothing adopted)" % name)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--exe", required=True)
@@ -273,6 +310,7 @@ def main():
     test_crash(a.exe, work, rng)
     test_signals(a.exe, work)
     test_refusal(a.exe, work)
+    test_adoption(a.exe, work)
     print("%d passed, %d failed" % (PASSED[0], len(FAILURES)))
     if FAILURES:
         print("failed: " + "; ".join(FAILURES))

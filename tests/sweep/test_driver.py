@@ -392,6 +392,19 @@ class Run(Base):
         self.assertIn("3 done (skipped), 1 to run", r.stderr)
         self.assertEqual(len(self.attempts(cells[0].dir)), 2)
 
+    def test_order_seeds(self):
+        p = self.sweep(BASIC)
+        root = self.d / "r"
+        self.run_fake(p, root, "-P", "1", "--order", "seeds")
+        started = sorted((self.attempts(c.dir)[0]["start"], c.settings["run.seed"],
+                          c.settings["model.layers"]) for c in self.cells(p, root=root))
+        # one at a time: seed 0's two cells (in cell order: layers 1, then 2) before seed 1's
+        self.assertEqual([(s, L) for _, s, L in started], [(0, 1), (0, 2), (1, 1), (1, 2)])
+        self.assertEqual([c.settings["run.seed"] for c in S.run_order(self.cells(p), "cells")],
+                         [0, 1, 0, 1])
+        self.assertEqual([(c.settings["run.seed"], c.settings["model.layers"])
+                          for c in S.run_order(self.cells(p), "seeds")], [(0, 1), (0, 2), (1, 1), (1, 2)])
+
     def test_retries_keep_each_error(self):
         p = self.sweep("""
             name = "retry"

@@ -221,6 +221,10 @@ struct FitOptions {
   double lr = 1e-3;              ///< Adam learning rate (the paper's, chosen on validation data)
   double train_fraction = 0.75;  ///< first part of the prompts trains, the rest is held out
   bool standardize = true;       ///< standardise every hidden row by its training mean and deviation
+  /// Train on targets standardised per entry, v ← (v − μ_v) ⊙ σ_v⁻¹ with the training split's mean
+  /// and deviation (docs/probe.md Eq. (P10b)); the probe's outputs are mapped back, so the scores stay
+  /// in target units. Off: the raw targets (whose scale may grow with n, as XᵀY's does).
+  bool standardize_targets = false;
   std::uint64_t seed = 0;        ///< initialisation of the probe
 };
 
@@ -256,8 +260,25 @@ struct ProbeFit {
   /// Per hidden row, 1/σ over the training columns (1 without standardize; 0 for a row constant up
   /// to rounding, σ <= √ε · its RMS, whose centred feature is then 0).
 
+  /// Per target entry, the training mean μ_v and deviation σ_v the probe's outputs are mapped back
+  /// with, v̂ = μ_v + σ_v ⊙ probe(h) (0 and 1 without FitOptions::standardize_targets; σ_v = 1 for an
+  /// entry constant over the training split).
+  Eigen::Matrix<S, Eigen::Dynamic, 1> target_mean, target_std;
+
   ProbeScore score;          ///< held-out and training MSE and R²
-  std::vector<double> loss;  ///< training loss per step
+  std::vector<double> loss;  ///< training loss per step (on the standardised targets when used)
+
+  /// v̂ for raw hidden states (H x (N·T)): standardised as in training, then mapped back to target
+  /// units.
+  Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> predict(
+      const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hidden) const {
+    ICL_CHECK_ARG(hidden.rows() == mean.size(), "ProbeFit::predict: hidden: expected ", mean.size(),
+                  " rows, got ", hidden.rows());
+    const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> x =
+        ((hidden.colwise() - mean).array().colwise() * inv_std.array()).matrix();
+    return ((probe.predict(x).array().colwise() * target_std.array()).colwise() + target_mean.array())
+        .matrix();
+  }
 };
 
 /// Trains one probe (one layer, one target, one n) on `hidden` (H x (N·T): N prompts of T positions, one
@@ -288,8 +309,17 @@ ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hi
   shape.positions = T;
   shape.outputs = static_cast<int>(targets.rows());
   Rng rng(opt.seed);
-  ProbeFit<S> fit{Probe<S>(shape, rng), Vec::Zero(hidden.rows()), Vec::Ones(hidden.rows()), {}, {}};
+  ProbeFit<S> fit{Probe<S>(shape, rng), Vec::Zero(hidden.rows()), Vec::Ones(hidden.rows()),
+                  Vec::Zero(targets.rows()), Vec::Ones(targets.rows()), {}, {}};
   const Mat Htr = hidden.leftCols(n_train * T), Vtr = targets.leftCols(n_train);
+  if (opt.standardize_targets) {  // (P10b): v ← (v − μ_v) ⊙ σ_v⁻¹ per entry, over the training split
+    fit.target_mean = Vtr.rowwise().mean();
+    const Vec var = (Vtr.colwise() - fit.target_mean).rowwise().squaredNorm() / static_cast<S>(Vtr.cols());
+    for (Eigen::Index i = 0; i < var.size(); ++i)
+      fit.target_std(i) = var(i) > S(0) ? std::sqrt(var(i)) : S(1);
+  }
+  const Mat Vtr_fit =
+      ((Vtr.colwise() - fit.target_mean).array().colwise() / fit.target_std.array()).matrix();
   if (opt.standardize) {  // (P10): h ← (h − μ) ⊙ σ⁻¹ per row, μ, σ over the training columns
     fit.mean = Htr.rowwise().mean();
     const Vec var = (Htr.colwise() - fit.mean).rowwise().squaredNorm() / static_cast<S>(Htr.cols());
@@ -322,11 +352,14 @@ ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hi
     const auto Xb = Xtr.middleCols(b0 * T, nb * T);  // a view, no copy
     fit.probe.zero_grad();
     fit.probe.forward(Xb, c);
-    fit.loss.push_back(probe_loss<S>(c.out, Vtr.middleCols(b0, nb), &dout));
+    fit.loss.push_back(probe_loss<S>(c.out, Vtr_fit.middleCols(b0, nb), &dout));
     fit.probe.backward(Xb, c, dout);
     adam.step();
   }
-  const Mat ptr = fit.probe.predict(Xtr), pte = fit.probe.predict(Xte);
+  const auto unstandardise = [&](const Mat& z) -> Mat {
+    return ((z.array().colwise() * fit.target_std.array()).colwise() + fit.target_mean.array()).matrix();
+  };
+  const Mat ptr = unstandardise(fit.probe.predict(Xtr)), pte = unstandardise(fit.probe.predict(Xte));
   fit.score.train = static_cast<int>(n_train);
   fit.score.test = static_cast<int>(N - n_train);
   fit.score.train_mse = probe_loss<S>(ptr, Vtr);

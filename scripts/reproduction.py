@@ -1,0 +1,383 @@
+#!/usr/bin/python3
+"""Writes the generated blocks of docs/reproduction.md from the committed sweep results.
+
+usage: reproduction.py [--doc docs/reproduction.md] [--results docs/results] [--check]
+
+Every number of a figure's tables and verdicts in docs/reproduction.md sits between markers
+`<!-- gen:NAME -->` and `<!-- /gen:NAME -->` and is computed here from RESULTS/<sweep>/gathered.csv
+(the committed output of `tools/icl_sweep.py gather`) through scripts/figdata.py, the module
+plot_figures.py draws from too. Without --check the blocks are rewritten in place; with --check
+nothing is written and the exit status is 1 when a block differs from what the CSVs give (CTest
+docs.reproduction), naming the block. A sweep whose gathered.csv is absent gets a block that says
+so. Standard library only.
+"""
+import argparse
+import math
+import os
+import re
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import figdata  # noqa: E402
+from figdata import TRANSFORMER, DataError, mean_sd, ordered  # noqa: E402
+
+PROG = "reproduction.py"
+
+
+def g3(x):
+    """A number with 3 significant digits (nan as an en dash)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e-3 and abs(x) < 1e4:
+        return ("%.3g" % x)
+    return "%.2e" % x
+
+
+def pm(vals):
+    m, s = mean_sd(vals)
+    return g3(m) if math.isnan(s) else "%s ± %s" % (g3(m), g3(s))
+
+
+def frac(x):
+    from fractions import Fraction
+    f = Fraction(x).limit_denominator(100)
+    return str(f.numerator) if f.denominator == 1 else "%d/%d" % (f.numerator, f.denominator)
+
+
+def provenance(g, sweep):
+    total, done, core_h, hosts = g.bookkeeping()
+    seeds = len(g.seeds)
+    state = ("all %d cells done" % total if total != 1 else "its cell done") if done == total else "**%d of %d cells done** (a partial " \
+        "gather: the rest have not run yet)" % (done, total)
+    return ("_Generated from `docs/results/%s/gathered.csv` (`sweeps/%s.toml`): %s, %d seed%s; "
+            "%.2f core-hours of training and evaluation recorded in the cells' attempts.json "
+            "(hosts: %s)._" % (sweep, sweep, state, seeds, "s" if seeds != 1 else "", core_h,
+                               ", ".join(hosts) or "none recorded"))
+
+
+def not_run(sweep):
+    return ("_Not run yet: no `docs/results/%s/gathered.csv`. Run `python3 tools/icl_sweep.py run "
+            "sweeps/%s.toml --root docs/results/%s -P 2 -T 1`, then `gather` (add `--partial` while "
+            "cells are missing) and `python3 scripts/reproduction.py`._" % (sweep, sweep, sweep))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def fig1(g):
+    d = g.d()
+    out = [provenance(g, "fig1"), ""]
+    for metric, label in (("spd", "SPD/d"), ("ilwd", "ILWD/d")):
+        rows = [r for r in g.metric(metric) if other_t(r) is not None and r["prefix"] != ""
+                and int(r["prefix"]) >= 1]
+        algos = ordered(other_t(r) for r in rows)
+        prefixes = sorted({int(r["prefix"]) for r in rows})
+        val = {(other_t(r), int(r["prefix"])): figdata.num(r["value"]) / d for r in rows}
+        show = [n for n in (1, 2, 4, 6, 7, d, d + 1, d + 2, 12, 16, 24, 32) if n in prefixes]
+        if prefixes and prefixes[-1] not in show:
+            show.append(prefixes[-1])
+        out.append("%s of each algorithm to the trained model per number of examples n (the "
+                   "paper's axes; mean over %d prefixes in the last column):" % (label, len(prefixes)))
+        out.append("")
+        out.append("| algorithm | " + " | ".join("**%d = d**" % n if n == d else str(n) for n in show)
+                   + " | mean 1..%d |" % prefixes[-1])
+        out.append("|---" * (len(show) + 2) + "|")
+        for a in algos:
+            mean = sum(val[(a, n)] for n in prefixes) / len(prefixes)
+            out.append("| %s | " % a + " | ".join(g3(val.get((a, n))) for n in show)
+                       + " | %s |" % g3(mean))
+        out.append("")
+    rows = [r for r in g.metric("spd") if other_t(r) is not None and r["prefix"] != ""
+            and int(r["prefix"]) >= 1]
+    val = {(other_t(r), int(r["prefix"])): figdata.num(r["value"]) for r in rows}
+    prefixes = sorted({n for _, n in val})
+    classic = [a for a in ordered(a for a, _ in val) if a not in ("OLS", "Ridge(0.1)")]
+    ols_best = sum(all(val[("OLS", n)] < val[(a, n)] for a in classic) for n in prefixes)
+    ridge_closer = sum(val[("Ridge(0.1)", n)] < val[("OLS", n)] for n in prefixes)
+    out.append("| claim | paper | ours |")
+    out.append("|---|---|---|")
+    out.append("| the model is closer to OLS than to %s at every prefix n >= 1 | yes | %s: at %d of "
+               "%d prefixes |" % (", ".join(classic), "**reproduced**" if ols_best == len(prefixes)
+                                  else "**not reproduced**", ols_best, len(prefixes)))
+    out.append("| OLS is the closest algorithm (Ridge(0.1) included) | yes | %s: Ridge(0.1) is closer "
+               "than OLS at %d of %d prefixes |" % ("**reproduced**" if ridge_closer == 0 else
+                                                     "**not reproduced**", ridge_closer,
+                                                     len(prefixes)))
+    return "\n".join(out)
+
+
+def other_t(r):
+    return figdata.other(r, TRANSFORMER)
+
+
+def ridge_table(g, rows, title):
+    preds, cols, vals, best = figdata.ridge_columns(g, rows)
+    means = {k: mean_sd(v)[0] for k, v in vals.items()}
+    out = ["| %s \\ σ²/τ² | " % title + " | ".join(frac(s * s / (t * t)) for s, t in cols) + " |",
+           "|---" * (len(cols) + 1) + "|"]
+    colmin = {c: min((p for p in preds if (p, c) in means), key=lambda p: means[(p, c)])
+              for c in cols}
+    for p in preds:
+        cells = []
+        for c in cols:
+            if (p, c) not in vals:
+                cells.append("–")
+                continue
+            s = pm(vals[(p, c)])
+            cells.append("**%s**" % s if colmin[c] == p else s)
+        out.append("| (%s, ICL) | " % p + " | ".join(cells) + " |")
+    hits, seed_hits, rows_v = 0, {}, []
+    for c in cols:
+        bayes = figdata.bayes_name(preds, *c)
+        on = colmin[c] == bayes
+        hits += on
+        for s, b in best[c].items():
+            seed_hits[s] = seed_hits.get(s, 0) + (b == bayes)
+        lam_best = figdata.ridge_lambda(colmin[c])
+        rows_v.append((c, bayes, colmin[c], lam_best, on, best[c]))
+    return out, cols, hits, seed_hits, rows_v
+
+
+def fig2_block(g, sweep, rows, label=""):
+    out, cols, hits, seed_hits, rows_v = ridge_table(g, rows, "pair")
+    n = len(cols)
+    per_seed = ", ".join("%d" % seed_hits[s] for s in sorted(seed_hits, key=int))
+    lines = ["", "| column σ²/τ² | Bayes-optimal | closest (mean over seeds) | closest per seed |",
+             "|---|---|---|---|"]
+    for c, bayes, cm, lam, on, bs in rows_v:
+        lines.append("| %s (σ = %g, τ = %g) | %s | %s%s | %s |" % (
+            frac(c[0] ** 2 / c[1] ** 2), c[0], c[1], bayes or "(not in the grid)", cm,
+            " (on the diagonal)" if on else "", ", ".join(bs[s] for s in sorted(bs, key=int))))
+    preds = figdata.ridge_columns(g, rows)[0]
+    top = max((p for p in preds if figdata.ridge_lambda(p) is not None), key=figdata.ridge_lambda)
+    edge = sum(cm == top for _, _, cm, _, _, _ in rows_v)
+    if edge:
+        lines.append("")
+        lines.append("%d column minim%s at the edge of the λ grid (%s): the best λ may lie beyond it." % (
+            edge, "um lies" if edge == 1 else "a lie", top))
+    verdict = ("| each column's minimum on the Bayes-optimal λ = σ²/τ²%s | 5 of 5 | %s: %d of %d "
+               "(per seed: %s) |" % (label, "**reproduced**" if hits == n else "**not reproduced**",
+                                    hits, n, per_seed))
+    return out + lines, verdict
+
+
+def fig2(g):
+    out, verdict = fig2_block(g, "fig2", g.rows)
+    lams = [figdata.ridge_lambda(cm) for _, _, cm, _, _, _ in
+            ridge_table(g, g.rows, "pair")[4]]
+    grows = all(a <= b for a, b in zip(lams, lams[1:]))
+    text = [provenance(g, "fig2"), "",
+            "MSPD/d (prefixes 1..d-1) of (algorithm, model), mean ± s.d. over the seeds; "
+            "**bold**: the column minimum of the means:", ""] + out + [
+        "", "| claim | paper | ours |", "|---|---|---|", verdict,
+        "| the closest λ grows with the noise ratio | yes (it equals it) | %s: %s |" % (
+            "**reproduced** as a trend" if grows else "**not reproduced**",
+            ", ".join(frac(float(x)) for x in lams))]
+    return "\n".join(text)
+
+
+def fig2_ablation(g):
+    keys = ("model.layers", "run.steps", "model.hidden")
+    rows = [r for r in g.rows if r["metric"] == "mspd"]
+    variants = ordered(tuple(r[k] for k in keys) for r in rows)
+    text = [provenance(g, "fig2_ablation"), ""]
+    verdicts = []
+    for v in variants:
+        sub = [r for r in rows if tuple(r[k] for k in keys) == v]
+        label = " (L = %s, %s steps, H = %s)" % v
+        out, verdict = fig2_block(g, "fig2_ablation", sub, label)
+        text += ["**L = %s, %s steps, H = %s**: MSPD/d, mean over the seeds:" % v, ""] + out + [""]
+        verdicts.append(verdict)
+    text += ["| claim | paper | ours |", "|---|---|---|"] + verdicts
+    return "\n".join(text)
+
+
+EXPECTED_DEPTH = {1: "GD", 2: "ridge", 4: "ridge", 8: "OLS", 16: "OLS"}
+
+
+def panel_block(g, sweep, key, xname, expected):
+    p = figdata.panel(g, key)
+    text = [provenance(g, sweep), "",
+            "MSPD/d (prefixes 1..d-1) of (algorithm, model) for the selected cell of every %s "
+            "(mean ± s.d. over the seeds; the selection: the lowest held-out loss averaged over "
+            "the seeds):" % xname, ""]
+    preds = ordered(q for _, (_, v) in p.items() for q in v)
+    text.append("| %s | selected | " % xname + " | ".join(preds) + " |")
+    text.append("|---" * (len(preds) + 2) + "|")
+    verdict = ["", "| %s | paper: best match | ours: best match (MSPD/d), runner-up | best per seed "
+               "| reproduced? |" % xname, "|---|---|---|---|---|"]
+    for x, (sel, vals) in p.items():
+        means = {q: mean_sd(v)[0] for q, v in vals.items()}
+        best = sorted(means, key=means.get)
+        seln = ", ".join("%s = %s" % (k.split(".")[-1], v) for k, v in sel) or "–"
+        text.append("| %d | %s | " % (x, seln) + " | ".join(
+            ("**%s**" % pm(vals[q]) if q == best[0] else pm(vals[q])) if q in vals else "–"
+            for q in preds) + " |")
+        per_seed = []
+        nseeds = len(next(iter(vals.values())))
+        for i in range(nseeds):
+            per_seed.append(min(vals, key=lambda q: vals[q][i] if i < len(vals[q]) else math.inf))
+        exp = expected(x)
+        ok = figdata.family(best[0]) == exp if exp else None
+        verdict.append("| %d | %s | %s %s, %s %s | %s | %s |" % (
+            x, exp or "–", best[0], g3(means[best[0]]), best[1], g3(means[best[1]]),
+            ", ".join(per_seed), "–" if ok is None else "**yes**" if ok else "**no**"))
+    return "\n".join(text + verdict)
+
+
+def fig3(g):
+    return panel_block(g, "fig3", "model.layers", "L", lambda x: EXPECTED_DEPTH.get(x))
+
+
+def fig3b(g):
+    return panel_block(g, "fig3b", "model.layers", "L", lambda x: EXPECTED_DEPTH.get(x))
+
+
+def fig3_width(g):
+    return panel_block(g, "fig3_width", "model.hidden", "H",
+                       lambda x: "ridge or OLS" if x >= 16 else None)
+
+
+def fig8(g):
+    t = figdata.fig8_table(g)
+    text = [provenance(g, "fig8"), "",
+            "The smallest L, H and M (one factor at a time, the other two at L = %d, H = %d, M = %d) "
+            "for which the mean over the seeds of SPD(OLS, model) is below that of SPD(Ridge(0.1), "
+            "model), each SPD averaged over the prefixes 1..n-1; in brackets the ratio "
+            "SPD(OLS)/SPD(Ridge(0.1)) at every value tried (< 1 passes):" % (
+                figdata.FIG8_BASE["model.layers"], figdata.FIG8_BASE["model.hidden"],
+                figdata.FIG8_BASE["model.heads"]), "",
+            "| d | smallest L | smallest H | smallest M |", "|---|---|---|---|"]
+    for d, row in t.items():
+        cells = []
+        for key, _ in figdata.FIG8_FACTORS:
+            v, tried = row[key]
+            ratios = ", ".join("%d: %s" % (x, g3(o / r) if r > 0 else "–") for x, _, _, o, r in tried)
+            if not tried:
+                cells.append("– (not run)")
+                continue
+            cells.append("%s (%s)" % (str(v) if v is not None else "none passes", ratios))
+        text.append("| %d | " % d + " | ".join(cells) + " |")
+    return "\n".join(text)
+
+
+def decodable_from(curve):
+    """The first layer whose 1 - R^2 is within 10% (relative) of the curve's minimum over layers."""
+    best = min(curve.values())
+    return min(layer for layer, v in curve.items() if v <= best * 1.1 + 1e-12)
+
+
+def probe_block(g, sweep):
+    curves = figdata.probe_curves(g, g.rows)
+    layers = sorted({layer for c in curves.values() for layer in c})
+    text = [provenance(g, sweep), "",
+            "Held-out 1 − R² per layer, mean over the probed n (then over the seeds):", "",
+            "| model, target, read-out | " + " | ".join(str(x) for x in layers) + " |",
+            "|---" * (len(layers) + 1) + "|"]
+    for (label, t, ro), c in sorted(curves.items()):
+        text.append("| %s, %s, %s | " % (label, TARGET.get(t, t), ro) +
+                    " | ".join(g3(c.get(x)) for x in layers) + " |")
+    models = ordered(k[0] for k in curves)
+    text += ["", "| model | MLP beats linear (target, layer) | XᵀY decodable from layer (MLP) | "
+             "w_OLS decodable from layer (MLP) | XᵀY before w_OLS? | best 1 − R² (MLP): XᵀY, w_OLS |",
+             "|---|---|---|---|---|---|"]
+    for m in models:
+        if m.startswith("control"):
+            continue
+        wins = total = 0
+        for t in ("xty", "w_ols"):
+            lin, mlp = curves.get((m, t, "linear")), curves.get((m, t, "mlp"))
+            if lin and mlp:
+                for x in mlp:
+                    total += 1
+                    wins += mlp[x] < lin.get(x, math.inf)
+        cx, cw = curves.get((m, "xty", "mlp")), curves.get((m, "w_ols", "mlp"))
+        if not (cx and cw):
+            continue
+        lx, lw = decodable_from(cx), decodable_from(cw)
+        text.append("| %s | %d of %d | %d | %d | %s | %s, %s |" % (
+            m, wins, total, lx, lw, "**yes**" if lx < lw else "**no**", g3(min(cx.values())),
+            g3(min(cw.values()))))
+    text += ["", "(\"decodable from layer ℓ\": the first layer whose 1 − R² is within 10% of the "
+             "curve's minimum over the layers. The paper: XᵀY from about layer 7, w_OLS from about "
+             "layer 12 of 16.)"]
+    return "\n".join(text)
+
+
+TARGET = {"xty": "XᵀY", "w_ols": "w_OLS"}
+
+
+def fig4(g):
+    return probe_block(g, "fig4")
+
+
+def fig4_ablation(g):
+    return probe_block(g, "fig4_ablation")
+
+
+GENERATORS = {"fig1": fig1, "fig2": fig2, "fig2_ablation": fig2_ablation, "fig3": fig3,
+              "fig3_width": fig3_width, "fig3b": fig3b, "fig4": fig4, "fig4_ablation": fig4_ablation,
+              "fig8": fig8}
+
+
+def block(name, results):
+    root = os.path.join(results, name)
+    if not os.path.exists(os.path.join(root, "gathered.csv")):
+        return not_run(name)
+    return GENERATORS[name](figdata.Root(root))
+
+
+MARK = re.compile(r"<!-- gen:([a-z0-9_]+) -->\n(.*?)<!-- /gen:\1 -->", re.S)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--doc", default=os.path.join(here, "docs", "reproduction.md"))
+    ap.add_argument("--results", default=os.path.join(here, "docs", "results"))
+    ap.add_argument("--check", action="store_true", help="exit 1 if a block is out of date")
+    a = ap.parse_args()
+    with open(a.doc, encoding="utf-8") as f:
+        doc = f.read()
+    names = [m.group(1) for m in MARK.finditer(doc)]
+    unknown = [n for n in names if n not in GENERATORS]
+    if unknown:
+        sys.exit("%s: %s: unknown block gen:%s (known: %s)" % (PROG, a.doc, unknown[0],
+                                                                ", ".join(GENERATORS)))
+    missing = [n for n in GENERATORS if n not in names]
+    if missing:
+        sys.exit("%s: %s: no block <!-- gen:%s --> ... <!-- /gen:%s -->" % (PROG, a.doc, missing[0],
+                                                                           missing[0]))
+    stale = []
+
+    def repl(m):
+        try:
+            body = block(m.group(1), a.results).rstrip("\n") + "\n"
+        except (DataError, OSError, KeyError, ValueError) as e:
+            sys.exit("%s: block %s: %s" % (PROG, m.group(1), e))
+        if body != m.group(2):
+            stale.append(m.group(1))
+        return "<!-- gen:%s -->\n%s<!-- /gen:%s -->" % (m.group(1), body, m.group(1))
+
+    new = MARK.sub(repl, doc)
+    if a.check:
+        if stale:
+            sys.exit("%s: %s is out of date with the CSVs under %s in block%s %s; run "
+                     "scripts/reproduction.py" % (PROG, a.doc, a.results, "s" if len(stale) > 1
+                                                 else "", ", ".join(stale)))
+        print("%s: %d blocks agree with the CSVs" % (PROG, len(names)))
+        return
+    if new != doc:
+        tmp = a.doc + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(new)
+        os.replace(tmp, a.doc)
+    print("%s: %d blocks, %d rewritten" % (PROG, len(names), len(stale)))
+
+
+if __name__ == "__main__":
+    main()

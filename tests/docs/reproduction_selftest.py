@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""CTest docs.reproduction_selftest: scripts/reproduction.py --check can fail.
+
+On the gathered CSVs of the quick figure sweeps (the fixture of example.fig1 ... example.fig8,
+build/examples/figures_quick/<sweep>/), a document made of empty generated blocks is written by
+reproduction.py; then --check must pass on it, and fail (exit 1, naming the block) when one value
+of one gathered.csv changes or when one number of the document changes; a block with an unknown
+name or a missing block is refused (exit != 0). Every sweep with a gathered.csv must produce a
+generated table, not the "not run yet" text.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(HERE))
+SCRIPT = os.path.join(SRC, "scripts", "reproduction.py")
+sys.path.insert(0, os.path.join(SRC, "scripts"))
+import reproduction  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def run(doc, results, *extra):
+    return subprocess.run([sys.executable, SCRIPT, "--doc", doc, "--results", results, *extra],
+                          capture_output=True, text=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--quick", default=None, help="figures_quick folder (default: next to --work)")
+    a = ap.parse_args()
+    quick = a.quick or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(a.work))),
+                                    "examples", "figures_quick")
+    shutil.rmtree(a.work, ignore_errors=True)
+    os.makedirs(a.work)
+    names = list(reproduction.GENERATORS)
+    present = [n for n in names if os.path.exists(os.path.join(quick, n, "gathered.csv"))]
+    check(len(present) >= 4, "quick results present for %s (under %s)" % (present, quick))
+    results = os.path.join(a.work, "results")
+    shutil.copytree(quick, results, ignore=shutil.ignore_patterns("*.safetensors", "*.png"))
+    doc = os.path.join(a.work, "doc.md")
+    with open(doc, "w") as f:
+        f.write("# t\n\n" + "".join("<!-- gen:%s -->\n<!-- /gen:%s -->\n\n" % (n, n) for n in names))
+
+    r = run(doc, results)
+    check(r.returncode == 0, "write: exit 0 (%s)" % (r.stderr.strip() or r.stdout.strip()))
+    text = open(doc).read()
+    for n in names:
+        body = re.search(r"<!-- gen:%s -->\n(.*?)<!-- /gen:%s -->" % (n, n), text, re.S).group(1)
+        if n in present:
+            check("Generated from" in body and "|---" in body, "block %s is a generated table" % n)
+        else:
+            check("Not run yet" in body, "block %s says it was not run" % n)
+    r = run(doc, results, "--check")
+    check(r.returncode == 0, "--check passes on what it wrote (%s)" % r.stderr.strip())
+
+    # one value of fig2's gathered.csv changed: --check names fig2
+    g = os.path.join(results, "fig2", "gathered.csv")
+    if os.path.exists(g):
+        lines = open(g).read().split("\n")
+        head = lines[0].split(",")
+        vi, mi = head.index("value"), head.index("metric")
+        for i, line in enumerate(lines[1:], 1):
+            f = line.split(",")
+            if len(f) == len(head) and f[mi] == "mspd":
+                f[vi] = repr(float(f[vi]) * 3 + 1)
+                lines[i] = ",".join(f)
+                break
+        open(g, "w").write("\n".join(lines))
+        r = run(doc, results, "--check")
+        check(r.returncode == 1 and "fig2" in r.stderr, "a changed CSV value fails --check, naming "
+              "fig2 (rc %d: %s)" % (r.returncode, r.stderr.strip()))
+        r = run(doc, results)
+        r = run(doc, results, "--check")
+        check(r.returncode == 0, "a rewrite repairs the document")
+
+    # one number of the document changed
+    text = open(doc).read()
+    m = re.search(r"(\| \(\S+, ICL\) \| )([0-9])", text)
+    if m:
+        bad = text[:m.start(2)] + str((int(m.group(2)) + 1) % 10) + text[m.end(2):]
+        open(doc, "w").write(bad)
+        r = run(doc, results, "--check")
+        check(r.returncode == 1, "a changed number in the document fails --check (rc %d)"
+              % r.returncode)
+        open(doc, "w").write(text)
+
+    # an unknown block, a missing block
+    open(doc, "w").write(text + "<!-- gen:nope -->\n<!-- /gen:nope -->\n")
+    r = run(doc, results, "--check")
+    check(r.returncode != 0 and "unknown block gen:nope" in r.stderr, "an unknown block is refused")
+    open(doc, "w").write(re.sub(r"<!-- gen:fig8 -->.*?<!-- /gen:fig8 -->", "", text, flags=re.S))
+    r = run(doc, results, "--check")
+    check(r.returncode != 0 and "gen:fig8" in r.stderr, "a missing block is refused")
+
+    if failures:
+        sys.exit("%d check(s) failed" % len(failures))
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
