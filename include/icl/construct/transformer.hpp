@@ -235,10 +235,10 @@ class CompiledProgram {
     }
     const auto& L = real_.layout;
     const auto& k = real_.constants;
-    auto num = [](double v) { return nn::detail::number_text(v); };
+    auto num = [](double v) { return io::detail::number_text(v); };
     st.metadata = {{"format", "icl.construct"},
                    {"format_version", std::to_string(nn::kModelFormatVersion)},
-                   {"scalar", nn::detail::scalar_name<S>()},
+                   {"scalar", io::detail::scalar_name<S>()},
                    {"stored_dtype", io::dtype_name(io::dtype_of<S>())},
                    {"realised_mlp_width", std::to_string(real_.mlp_width)},
                    {"height", std::to_string(L.height)},
@@ -478,7 +478,7 @@ class ConstructedTransformer {
   io::SafeTensors to_safetensors() const {
     io::SafeTensors st = model_.to_safetensors();
     const auto& L = model_.realisation().layout;
-    auto num = [](double v) { return nn::detail::number_text(v); };
+    auto num = [](double v) { return io::detail::number_text(v); };
     const std::map<std::string, std::string> more = {
         {"format", "icl.constructed"},
         {"model", "constructed"},
@@ -873,10 +873,10 @@ ChainSpec chain_spec(std::string kind, int d, int n, double lr, double lambda, s
   if (opt.calibrate) {
     const auto& t = opt.distribution;
     spec.calibration = std::to_string(opt.calibration_draws) +
-                       " tasks of TaskDistribution{x_std = " + nn::detail::number_text(t.x_std) +
-                       ", w_std = " + nn::detail::number_text(t.w_std) +
-                       ", noise_std = " + nn::detail::number_text(t.noise_std) +
-                       ", w_mean = " + nn::detail::number_text(t.w_mean) + "}, seed " +
+                       " tasks of TaskDistribution{x_std = " + io::detail::number_text(t.x_std) +
+                       ", w_std = " + io::detail::number_text(t.w_std) +
+                       ", noise_std = " + io::detail::number_text(t.noise_std) +
+                       ", w_mean = " + io::detail::number_text(t.w_mean) + "}, seed " +
                        std::to_string(opt.seed);
   } else {
     spec.calibration = "no calibration (TransformerOptions::calibrate = false: every hint 1)";
