@@ -1,6 +1,7 @@
 /// @file
-/// Core utilities: error policy, portable RNG, fixed-shape heap storage.
+/// Core utilities: error policy, portable RNG, fixed-shape heap storage, the worker pool.
 #pragma once
 #include "icl/core/error.hpp"
 #include "icl/core/rng.hpp"
 #include "icl/core/storage.hpp"
+#include "icl/core/worker_pool.hpp"

@@ -356,7 +356,7 @@ void write_case(const std::string& name, const Model& model, int n, bool query, 
   icl::io::SafeTensors io;
   io.put_nd("tokens", {B, T, D + 1}, tokens, icl::io::DType::F64);
   io.put_nd("predictions", {B, P}, preds, icl::io::DType::F64);
-  io.metadata["scalar"] = icl::nn::detail::scalar_name<S>();
+  io.metadata["scalar"] = icl::io::detail::scalar_name<S>();
   io.save(dir + "/" + name + ".io.safetensors");
 }
 

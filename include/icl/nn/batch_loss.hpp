@@ -3,160 +3,28 @@
 /// deterministic reduction: the batch is cut into chunks of a fixed number of sequences, each
 /// chunk's gradient is computed from zero, and chunk gradients are added in chunk order, so the
 /// result depends on the chunk size but not on the thread count. The worker threads are started
-/// once, on the first call that needs them, and reused by every later call (detail::WorkerPool).
+/// once, on the first call that needs them, and reused by every later call (icl::WorkerPool,
+/// core/worker_pool.hpp).
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
-#include <condition_variable>
-#include <cstdint>
-#include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "icl/core/error.hpp"
 #include "icl/core/storage.hpp"
+#include "icl/core/worker_pool.hpp"
 #include "icl/nn/loss.hpp"
 #include "icl/nn/param.hpp"
 
 namespace icl::nn {
 
 namespace detail {
-
-/// A persistent set of worker threads that run the tasks 1..tasks-1 of a round while the calling
-/// thread runs task 0 (BatchLoss's pool). Workers are numbered 1..size(); worker w runs task w of
-/// every round that has more than w tasks and sleeps on a condition variable otherwise. Neither
-/// copyable nor movable (the workers refer to it): hold it through a pointer. Not thread-safe: one
-/// thread at a time calls grow(), run() and stop().
-class WorkerPool {
- public:
-  /// Starts a worker thread running its argument (see BatchLoss::ThreadStarter).
-  using Starter = std::function<std::thread(std::function<void()>)>;
-
-  /// A pool without workers.
-  WorkerPool() = default;
-  WorkerPool(const WorkerPool&) = delete;
-  WorkerPool& operator=(const WorkerPool&) = delete;
-  /// Stops and joins every worker.
-  ~WorkerPool() { stop(); }
-
-  /// Workers running.
-  int size() const { return static_cast<int>(threads_.size()); }
-
-  /// Starts workers until `count` are running (`start`, or std::thread when it is empty); never
-  /// stops any. If a start throws or returns a thread that is not running, every worker is stopped
-  /// and joined (the pool is then empty) and std::system_error is thrown with the original code
-  /// (std::errc::invalid_argument for a thread that is not running) and a message naming the start.
-  void grow(int count, const Starter& start) {
-    const int before = size();
-    if (count <= before) return;
-    threads_.reserve(static_cast<std::size_t>(count));  // the push_back below cannot throw
-    while (size() < count) {
-      const int w = size() + 1;
-      try {
-        std::function<void()> body = [this, w] { loop(w); };
-        threads_.push_back(start ? start(std::move(body)) : std::thread(std::move(body)));
-        if (!threads_.back().joinable()) {  // a custom starter that started nothing
-          threads_.pop_back();
-          throw std::system_error(std::make_error_code(std::errc::invalid_argument),
-                                  "the thread starter returned a thread that is not running");
-        }
-      } catch (const std::system_error& e) {
-        // destroying a joinable std::thread would call std::terminate: join what started first
-        const int started = size();
-        stop();
-        throw std::system_error(
-            e.code(),
-            icl::detail::concat("BatchLoss: starting worker thread ", w - before, " of ", count - before,
-                                " failed (the ", started, " started were joined): ", e.what()));
-      } catch (...) {
-        stop();
-        throw;
-      }
-    }
-  }
-
-  /// Runs job(0) on the calling thread and job(w) on worker w for w in [1, tasks), and returns when
-  /// all have finished. An exception thrown by a job is caught where it is thrown and rethrown here
-  /// after every job of the round has finished (the lowest task's first); the pool stays usable.
-  /// Requires 1 <= tasks <= size() + 1.
-  void run(int tasks, const std::function<void(int)>& job) {
-    ICL_ASSERT(tasks >= 1 && tasks <= size() + 1, "WorkerPool::run: not enough workers");
-    errors_.assign(static_cast<std::size_t>(tasks), nullptr);
-    if (tasks > 1) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      job_ = &job;
-      tasks_ = tasks;
-      pending_ = tasks - 1;
-      ++round_;
-    }
-    if (tasks > 1) wake_.notify_all();
-    try {
-      job(0);
-    } catch (...) {
-      errors_[0] = std::current_exception();
-    }
-    if (tasks > 1) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      done_.wait(lock, [this] { return pending_ == 0; });
-      job_ = nullptr;
-      tasks_ = 0;  // a worker that wakes up late for this round, or starts later, skips it
-    }
-    for (const auto& e : errors_)
-      if (e) std::rethrow_exception(e);
-  }
-
-  /// Stops and joins every worker (the pool is then empty; grow() starts new ones).
-  void stop() noexcept {
-    if (threads_.empty()) return;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = false;
-  }
-
- private:
-  void loop(int w) {
-    std::uint64_t seen = 0;
-    for (;;) {
-      const std::function<void(int)>* job = nullptr;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || round_ != seen; });
-        if (stop_) return;
-        seen = round_;
-        if (w >= tasks_) continue;  // this round does not need worker w
-        job = job_;
-      }
-      try {
-        (*job)(w);
-      } catch (...) {
-        errors_[static_cast<std::size_t>(w)] = std::current_exception();
-      }
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-
-  std::vector<std::thread> threads_;
-  std::mutex mutex_;
-  std::condition_variable wake_, done_;
-  std::uint64_t round_ = 0;      // bumped for every round with workers; guarded by mutex_
-  int tasks_ = 0, pending_ = 0;  // tasks of the round in flight (0: none); workers still busy
-  bool stop_ = false;
-  const std::function<void(int)>* job_ = nullptr;
-  std::vector<std::exception_ptr> errors_;  // one per task; worker w writes only entry w
-};
-
+/// The pool behind BatchLoss (it lives in core/worker_pool.hpp; this name is kept for existing code).
+using WorkerPool = icl::WorkerPool;
 }  // namespace detail
 
 /// How loss_and_grad splits the batch.
@@ -266,7 +134,7 @@ class BatchLoss {
     for (int p = 0; p < P; ++p) replicas_[static_cast<std::size_t>(p)] = model;
     const std::vector<ParamView<S>> main = model.parameters();
     if (P > 1) {  // the workers: started once, then reused
-      if (!pool_) pool_ = std::make_unique<detail::WorkerPool>();
+      if (!pool_) pool_ = std::make_unique<WorkerPool>("BatchLoss");
       pool_->grow(P - 1, start_);
     }
     S total = 0;
@@ -313,7 +181,7 @@ class BatchLoss {
   std::vector<S> losses_;
   // last: destroyed (workers joined) first, before the replicas and caches a worker uses; null
   // until a call needs workers, and after a move
-  std::unique_ptr<detail::WorkerPool> pool_;
+  std::unique_ptr<WorkerPool> pool_;
 };
 
 }  // namespace icl::nn

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <Eigen/Core>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -16,6 +15,7 @@
 #include "icl/core/error.hpp"
 #include "icl/core/rng.hpp"
 #include "icl/core/storage.hpp"
+#include "icl/io/model_file.hpp"
 #include "icl/nn/block_stack.hpp"
 #include "icl/nn/init.hpp"
 #include "icl/nn/layer_norm.hpp"
@@ -26,28 +26,9 @@
 
 namespace icl::nn {
 
-/// Version of the model-file layout written by icl (docs/io.md "Model files"): the metadata key
-/// "format_version" of every model file and checkpoint.
-inline constexpr int kModelFormatVersion = 1;
-
-namespace detail {
-/// Shortest decimal text that reads back to the same double (metadata values).
-inline std::string number_text(double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-/// "float", "double" or "long double".
-template <class S>
-constexpr const char* scalar_name() {
-  if constexpr (std::is_same_v<S, float>)
-    return "float";
-  else if constexpr (std::is_same_v<S, double>)
-    return "double";
-  else
-    return "long double";
-}
-}  // namespace detail
+/// Version of the model-file layout written by icl (docs/io.md "Model files"): io::kModelFormatVersion
+/// (io/model_file.hpp, the format's home), named here too.
+using io::kModelFormatVersion;
 
 /// How a Transformer sets its parameters at construction (docs/nn.md "Initialisation").
 enum class Init {
@@ -160,31 +141,31 @@ class Transformer {
   std::map<std::string, std::string> architecture() const {
     constexpr bool pre_ln = std::is_same_v<BlockOptions, PreLNBlockOptions>;
     const auto& bo = block_options_;
-    double scale = 1.0;
+    io::ModelArchitecture a;
+    a.model = pre_ln ? "pre_ln" : "paper";
+    a.scalar = io::detail::scalar_name<S>();
+    a.d = D;
+    a.layers = layers();
+    a.hidden = H;
+    a.heads = Block::Heads;
+    a.mlp = Block::Inner;
+    a.max_tokens = TMax;
+    a.final_norm = final_norm_;
+    a.block.head_width = pre_ln ? H / Block::Heads : H;
+    a.block.qkv_bias = pre_ln;
+    a.block.scores = bo.scores == Scores::softmax ? "softmax" : "linear";
     if constexpr (pre_ln)
-      scale = bo.score_scale ? *bo.score_scale : 1.0 / std::sqrt(static_cast<double>(H / Block::Heads));
+      a.block.score_scale =
+          bo.score_scale ? *bo.score_scale : 1.0 / std::sqrt(static_cast<double>(H / Block::Heads));
     else
-      scale = bo.score_scale;
-    auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
-    return {{"format_version", std::to_string(kModelFormatVersion)},
-            {"model", pre_ln ? "pre_ln" : "paper"},
-            {"scalar", detail::scalar_name<S>()},
-            {"d", std::to_string(D)},
-            {"layers", std::to_string(layers())},
-            {"hidden", std::to_string(H)},
-            {"heads", std::to_string(Block::Heads)},
-            {"mlp", std::to_string(Block::Inner)},
-            {"max_tokens", std::to_string(TMax)},
-            {"final_norm", flag(final_norm_)},
-            {"final_norm.affine", flag(options_.final_norm_options.affine)},
-            {"final_norm.eps", detail::number_text(options_.final_norm_options.eps)},
-            {"block.head_width", std::to_string(pre_ln ? H / Block::Heads : H)},
-            {"block.qkv_bias", flag(pre_ln)},
-            {"block.scores", bo.scores == Scores::softmax ? "softmax" : "linear"},
-            {"block.score_scale", detail::number_text(scale)},
-            {"block.norm_affine", flag(bo.norm.affine)},
-            {"block.norm_eps", detail::number_text(bo.norm.eps)},
-            {"block.activation", to_string(bo.activation)}};
+      a.block.score_scale = bo.score_scale;
+    a.block.norm_affine = bo.norm.affine;
+    a.block.norm_eps = bo.norm.eps;
+    a.block.activation = to_string(bo.activation);
+    std::map<std::string, std::string> md = io::architecture_metadata(a);
+    md["final_norm.affine"] = options_.final_norm_options.affine ? "true" : "false";
+    md["final_norm.eps"] = io::detail::number_text(options_.final_norm_options.eps);
+    return md;
   }
   /// Position embedding, TMax x H (row t is added to token t), as torch.nn.Embedding(TMax, H).
   typename HeapMatrix<S, TMax, H>::MapType pos_embedding() { return pos_.map(); }

@@ -22,6 +22,7 @@
 #include "icl/core/error.hpp"
 #include "icl/core/rng.hpp"
 #include "icl/data/task.hpp"
+#include "icl/io/model_file.hpp"
 #include "icl/io/safetensors.hpp"
 #include "icl/nn/batch_loss.hpp"
 #include "icl/nn/loss.hpp"
@@ -330,7 +331,7 @@ class Trainer {
     save_rng(st, rng_, "train.rng");
     for (const auto& [k, v] : model_.architecture()) st.metadata[k] = v;  // docs/io.md "Trained models"
     for (const auto& [k, v] : run_identity()) st.metadata[k] = v;         // docs/train.md "Run identity"
-    st.metadata["format"] = "icl.train.checkpoint";
+    io::set_format<S>(st, "icl.train.checkpoint");  // format, format_version, scalar, stored_dtype
     st.metadata["parameters"] = std::to_string(nn::parameter_count(params_));
     return st;
   }
