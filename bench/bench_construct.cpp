@@ -11,8 +11,8 @@
 #include "icl/regress.hpp"
 
 using namespace icl::construct;
-using Mat = Eigen::MatrixXd;
-using Vec = Eigen::VectorXd;
+using icl::Mat;
+using icl::Vec;
 
 namespace {
 
@@ -45,7 +45,7 @@ void layer(benchmark::State& st, OpKind kind, BlockForm form) {
   const auto p = ridge_op(kind);
   const auto model = compile<double, 313, 408>(p, 81);
   icl::Rng rng(1);
-  Mat h0(p.height(), 81);
+  Mat<double> h0(p.height(), 81);
   for (Eigen::Index i = 0; i < h0.size(); ++i) h0.data()[i] = rng.normal();
   const Eigen::Matrix<double, 313, Eigen::Dynamic> x = model.realisation().embed(h0);
   for (auto _ : st) benchmark::DoNotOptimize(model.forward(x, form).data());
@@ -62,8 +62,8 @@ void layer(benchmark::State& st, OpKind kind, BlockForm form) {
 // reference the layer's GFLOP/s compare with.
 void gemm_reference(benchmark::State& st) {
   const int m = static_cast<int>(st.range(0)), k = static_cast<int>(st.range(1)), n = 81;
-  const Mat A = Mat::Random(m, k), B = Mat::Random(k, n);
-  Mat C(m, n);
+  const Mat<double> A = Mat<double>::Random(m, k), B = Mat<double>::Random(k, n);
+  Mat<double> C(m, n);
   for (auto _ : st) {
     C.noalias() = A * B;
     benchmark::DoNotOptimize(C.data());
@@ -86,15 +86,15 @@ BENCHMARK_CAPTURE(layer, div_narrow, OpKind::div, BlockForm::narrow)->Unit(bench
 template <int D>
 struct Input {
   Eigen::Matrix<double, D + 1, Eigen::Dynamic> tokens;
-  Mat X;
-  Vec y;
+  Mat<double> X;
+  Vec<double> y;
 };
 template <int D>
 Input<D> input_for(int n) {
   icl::Rng rng(2);
   const auto task = icl::data::sample_task<double, D>({n}, rng);
   const Eigen::Matrix<double, D, 1> xq = icl::data::sample_x<double, D>({n}, rng);
-  Input<D> in{icl::data::encode(task, xq), Mat(n + 1, D), Vec::Zero(n + 1)};
+  Input<D> in{icl::data::encode(task, xq), Mat<double>(n + 1, D), Vec<double>::Zero(n + 1)};
   in.X.topRows(n) = task.X;
   in.X.row(n) = xq.transpose();
   in.y.head(n) = task.y;

@@ -16,8 +16,6 @@ namespace verify {
 namespace detail {
 
 using LD = long double;
-using MatLD = Eigen::Matrix<LD, Eigen::Dynamic, Eigen::Dynamic>;
-using VecLD = Eigen::Matrix<LD, Eigen::Dynamic, 1>;
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -26,7 +24,8 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 /// The n examples followed by the query as one (n+1) x D design, labels with a 0 for the query: the
 /// online protocol of icl::regress then gives the n in-context predictions and the query's last.
 template <class S, int D>
-void with_query(const icl::data::Task<S, D>& t, const Eigen::Matrix<S, D, 1>& xq, MatLD& X, VecLD& y) {
+void with_query(const icl::data::Task<S, D>& t, const Eigen::Matrix<S, D, 1>& xq, icl::Mat<LD>& X,
+                icl::Vec<LD>& y) {
   const auto n = t.X.rows();
   X.resize(n + 1, D);
   y.resize(n + 1);
@@ -38,20 +37,20 @@ void with_query(const icl::data::Task<S, D>& t, const Eigen::Matrix<S, D, 1>& xq
 
 /// The classical algorithm each chain implements, in long double, on the inputs the model saw.
 template <class S, int D>
-VecLD classical(ChainId chain, const Settings& s, const icl::data::Task<S, D>& t,
-                const Eigen::Matrix<S, D, 1>& xq, const Eigen::Matrix<S, Eigen::Dynamic, 1>& w0) {
+icl::Vec<LD> classical(ChainId chain, const Settings& s, const icl::data::Task<S, D>& t,
+                       const Eigen::Matrix<S, D, 1>& xq, const Eigen::Matrix<S, Eigen::Dynamic, 1>& w0) {
   namespace rg = icl::regress;
-  MatLD X;
-  VecLD y;
+  icl::Mat<LD> X;
+  icl::Vec<LD> y;
   with_query(t, xq, X, y);
   switch (chain) {
     case ChainId::thm1: {  // one GD step from w0 on example 1, predicted at the query (Theorem 1)
-      const VecLD w = w0.template cast<LD>(), x1 = X.row(0).transpose();
-      const VecLD w1 = w - 2 * LD(s.alpha1) * (x1 * (x1.dot(w) - y(0)) + LD(s.lambda1) * w);
-      return VecLD::Constant(1, w1.dot(X.row(1).transpose()));
+      const icl::Vec<LD> w = w0.template cast<LD>(), x1 = X.row(0).transpose();
+      const icl::Vec<LD> w1 = w - 2 * LD(s.alpha1) * (x1 * (x1.dot(w) - y(0)) + LD(s.lambda1) * w);
+      return icl::Vec<LD>::Constant(1, w1.dot(X.row(1).transpose()));
     }
     case ChainId::thm2:  // ridge on example 1, predicted at the query (Theorem 2)
-      return VecLD::Constant(1, rg::online_predictions(rg::Ridge{s.lambda_ridge}, X, y)(1));
+      return icl::Vec<LD>::Constant(1, rg::online_predictions(rg::Ridge{s.lambda_ridge}, X, y)(1));
     case ChainId::sgd:
       return rg::online_predictions(rg::Sgd{s.lr, s.lambda_sgd}, X, y);
     case ChainId::ridge:
@@ -78,7 +77,7 @@ Cell measure(ChainId chain, const Settings& s, int n, const Model& model, double
     const auto t0 = std::chrono::steady_clock::now();
     const Eigen::Matrix<S, Eigen::Dynamic, 1> p = model.predict(icl::data::encode(t, xq));
     eval += seconds_since(t0);
-    const VecLD ref = classical<S, D>(chain, s, t, xq, w0);
+    const icl::Vec<LD> ref = classical<S, D>(chain, s, t, xq, w0);
     ICL_CHECK_ARG(p.size() == ref.size(), "verify: ", p.size(), " predictions, expected ", ref.size());
     c.err = std::max(c.err, static_cast<double>((p.template cast<LD>() - ref).cwiseAbs().maxCoeff()));
     c.max_abs_pred = std::max(c.max_abs_pred, static_cast<double>(ref.cwiseAbs().maxCoeff()));
@@ -92,8 +91,7 @@ Cell measure(ChainId chain, const Settings& s, int n, const Model& model, double
 template <class S, int D>
 Cell run_chain(ChainId chain, const Settings& s) {
   namespace ct = icl::construct;
-  using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-  Vec w0 = Vec::Zero(D);
+  icl::Vec<S> w0 = icl::Vec<S>::Zero(D);
   icl::Rng wr(7);
   for (int i = 0; i < D; ++i) w0(i) = static_cast<S>(wr.normal());
   const auto t0 = std::chrono::steady_clock::now();

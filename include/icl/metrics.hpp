@@ -4,7 +4,6 @@
 #pragma once
 #include "icl/core.hpp"
 #include "icl/metrics/evaluate.hpp"
-#include "icl/metrics/fig1.hpp"
 #include "icl/metrics/implicit_weights.hpp"
 #include "icl/metrics/models.hpp"
 #include "icl/metrics/spd.hpp"

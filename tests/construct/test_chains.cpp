@@ -8,20 +8,20 @@
 #include "support/online_oracles.hpp"
 
 using namespace icl::construct;
-using Mat = Eigen::MatrixXd;
-using Vec = Eigen::VectorXd;
+using icl::Mat;
+using icl::Vec;
 
 namespace {
 
 // Random (x1, y1, x2) tokens for the n = 1 chains: columns [x̃1, ỹ1, x̃2], d+1 rows.
-Mat one_example_tokens(int d, icl::Rng& rng) {
-  Mat t = Mat::Zero(d + 1, 3);
+Mat<double> one_example_tokens(int d, icl::Rng& rng) {
+  Mat<double> t = Mat<double>::Zero(d + 1, 3);
   for (int k = 0; k < d; ++k) t(1 + k, 0) = rng.normal(), t(1 + k, 2) = rng.normal();
   t(0, 1) = rng.normal();
   return t;
 }
 
-Vec read_x_tokens(const Chain<double>& ch, const Mat& out) {
+Vec<double> read_x_tokens(const Chain<double>& ch, const Mat<double>& out) {
   return icl::data::at_x_tokens(out.row(ch.readout.row));
 }
 
@@ -42,11 +42,11 @@ void check_online_chains(int n) {
     const auto task = icl::data::sample_task<double, D>({n}, rng);
     const Eigen::Matrix<double, D, 1> xq = icl::data::sample_x<double, D>({n}, rng);
     const auto tokens = icl::data::encode(task, xq);
-    const Vec ps = read_x_tokens(sgd, sgd.program.run(sgd.program.embed(tokens)));
-    const Vec pr = read_x_tokens(ridge, ridge.program.run(ridge.program.embed(tokens)));
-    const Vec pw = read_x_tokens(ridge_w, ridge_w.program.run(ridge_w.program.embed(tokens)));
-    const Vec os = icl::test::sgd_online_oracle<double>(task.X, task.y, xq, lr, lambda_sgd);
-    const Vec orr = icl::test::ridge_online_oracle<double>(task.X, task.y, xq, lambda);
+    const Vec<double> ps = read_x_tokens(sgd, sgd.program.run(sgd.program.embed(tokens)));
+    const Vec<double> pr = read_x_tokens(ridge, ridge.program.run(ridge.program.embed(tokens)));
+    const Vec<double> pw = read_x_tokens(ridge_w, ridge_w.program.run(ridge_w.program.embed(tokens)));
+    const Vec<double> os = icl::test::sgd_online_oracle<double>(task.X, task.y, xq, lr, lambda_sgd);
+    const Vec<double> orr = icl::test::ridge_online_oracle<double>(task.X, task.y, xq, lambda);
     INFO("d = " << D << ", n = " << n);
     // same arithmetic up to reassociation; the recipe measured <= 3.1e-15 (SGD) and 4.2e-14 (ridge, |p| <=
     // 11)
@@ -66,24 +66,24 @@ TEST_CASE("Theorem 1 chain (one GD step) matches Eq. 11 for d in {1, 4, 8}", "[c
   const double alpha = 0.05, lambda = 0.3;
   for (int d : {1, 4, 8}) {
     for (int draw = 0; draw < 5; ++draw) {
-      Vec w(d);
+      Vec<double> w(d);
       for (int k = 0; k < d; ++k) w(k) = rng.normal();
       const auto ch = theorem1_chain<double>(d, w, alpha, lambda);
       CHECK(ch.program.size() == 9u);
       CHECK(ch.program.height() == 3 + 4 * d);
-      const Mat t = one_example_tokens(d, rng);
-      const Mat out = ch.program.run(ch.program.embed(t));
-      const Vec x1 = t.col(0).tail(d), x2 = t.col(2).tail(d);
+      const Mat<double> t = one_example_tokens(d, rng);
+      const Mat<double> out = ch.program.run(ch.program.embed(t));
+      const Vec<double> x1 = t.col(0).tail(d), x2 = t.col(2).tail(d);
       const double y1 = t(0, 1);
-      const Vec wp = w - 2 * alpha * (x1 * x1.dot(w) - y1 * x1 + lambda * w);
+      const Vec<double> wp = w - 2 * alpha * (x1 * x1.dot(w) - y1 * x1 + lambda * w);
       // a handful of O(1) products and sums in a different order: a few ulps
       CHECK(std::abs(out(ch.readout.row, 2) - wp.dot(x2)) <= 1e-13);
     }
   }
   // w = 0: prediction 2α y1 x1ᵀx2, independent of λ
-  const auto ch0 = theorem1_chain<double>(4, Vec::Zero(4), alpha, lambda);
-  const Mat t = one_example_tokens(4, rng);
-  const Mat out = ch0.program.run(ch0.program.embed(t));
+  const auto ch0 = theorem1_chain<double>(4, Vec<double>::Zero(4), alpha, lambda);
+  const Mat<double> t = one_example_tokens(4, rng);
+  const Mat<double> out = ch0.program.run(ch0.program.embed(t));
   CHECK(std::abs(out(ch0.readout.row, 2) - 2 * alpha * t(0, 1) * t.col(0).tail(4).dot(t.col(2).tail(4))) <=
         1e-14);
 }
@@ -96,9 +96,9 @@ TEST_CASE("Theorem 2 chain (one Sherman–Morrison step) matches y1 x1ᵀx2/(λ 
     CHECK(ch.program.size() == 14u);
     CHECK(ch.program.height() == 3 + 5 * d + 3 * d * d);
     for (int draw = 0; draw < 5; ++draw) {
-      const Mat t = one_example_tokens(d, rng);
-      const Mat out = ch.program.run(ch.program.embed(t));
-      const Vec x1 = t.col(0).tail(d), x2 = t.col(2).tail(d);
+      const Mat<double> t = one_example_tokens(d, rng);
+      const Mat<double> out = ch.program.run(ch.program.embed(t));
+      const Vec<double> x1 = t.col(0).tail(d), x2 = t.col(2).tail(d);
       const double expect = t(0, 1) * x1.dot(x2) / (lambda + x1.squaredNorm());
       // Sherman–Morrison in a different order than the closed form; recipe measured <= 8.4e-15
       CHECK(std::abs(out(ch.readout.row, 2) - expect) <= 1e-13);
@@ -110,10 +110,10 @@ TEST_CASE("each paper typo in the recipe is a typo: printed fails, corrected pas
   icl::Rng rng(13);
   const int d = 4;
   // (2) Theorem 1 step 6: printed W2 = −λ gives the wrong step; corrected +λ matches Eq. 11.
-  Vec w(d);
+  Vec<double> w(d);
   for (int k = 0; k < d; ++k) w(k) = rng.normal();
-  const Mat t = one_example_tokens(d, rng);
-  const Vec x1 = t.col(0).tail(d), x2 = t.col(2).tail(d);
+  const Mat<double> t = one_example_tokens(d, rng);
+  const Vec<double> x1 = t.col(0).tail(d), x2 = t.col(2).tail(d);
   const double oracle = (w - 2 * 0.05 * (x1 * x1.dot(w) - t(0, 1) * x1 + 0.3 * w)).dot(x2);
   const auto fixed = theorem1_chain<double>(d, w, 0.05, 0.3, Reading::corrected);
   const auto printed = theorem1_chain<double>(d, w, 0.05, 0.3, Reading::printed);
@@ -150,9 +150,9 @@ TEST_CASE("each paper typo in the recipe is a typo: printed fails, corrected pas
   CHECK_THROWS_AS(q.mul(1, d, 1, a, b, out), icl::InvalidArgument);  // printed size: rejected
   q.mul(1, d, 1, a, b, RowRange::row(out.begin));  // corrected size: accepted, and it is the dot product
   REQUIRE(q.size() == 1u);
-  Mat h = Mat::Zero(L.height(), 2);
+  Mat<double> h = Mat<double>::Zero(L.height(), 2);
   for (int k = 0; k < 2 * d; ++k) h(k, 0) = rng.normal(), h(k, 1) = rng.normal();
-  const Mat r = q.run(h);
+  const Mat<double> r = q.run(h);
   for (int c = 0; c < 2; ++c)  // a sum of d = 4 products: rounding <= 4ε·Σ|a_k b_k|
     CHECK(std::abs(r(out.begin, c) - h.col(c).head(d).dot(h.col(c).segment(d, d))) <= 1e-14);
   CHECK(r.bottomRows(d - 1).isZero(0));  // only the one output row is written
@@ -168,7 +168,7 @@ TEST_CASE("online SGD and ridge chains match icl::regress online_predictions, d 
 }
 
 TEST_CASE("program printer renders the paper's table and resources", "[construct]") {
-  const auto ch = theorem1_chain<double>(2, Vec::Zero(2), 0.1, 0.0);
+  const auto ch = theorem1_chain<double>(2, Vec<double>::Zero(2), 0.1, 0.0);
   const std::string tab = ch.program.table();
   CHECK_THAT(tab, Catch::Contains("| 4 | mul(2,1,1, x, R) | (5, 7) G | x(wᵀx − y) |"));
   CHECK_THAT(tab, Catch::Contains("| 1 | mov {1<-0}, x | (1, 3) x | x1 into column 1 |"));

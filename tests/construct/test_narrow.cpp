@@ -15,8 +15,7 @@ using namespace icl::construct;
 
 namespace {
 
-template <class S>
-using MatS = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+using icl::Mat;
 
 // Largest |narrow − full| / bound over the entries of every layer, each layer run by both forms on the same
 // input (the full forward's state). Per entry (i, c) the bound is 2·γ_n·m(i, c) with γ_n = n·u / (1 − n·u)
@@ -56,26 +55,26 @@ double worst_layer_ratio(const ConstructedTransformer<S, D, H, F>& m, int n_exam
     blk.paper_block().forward(h, T, cache, full);
     blk.narrow_block().forward(h, T, ws, narrow);
     auto& pb = const_cast<typename detail::Block<S, H, F>::PaperBlock&>(blk.paper_block());
-    const MatS<S> wf = pb.wf(), w2 = pb.w2();
-    const MatS<S> ah = h.cwiseAbs(), w1 = pb.w1();
-    MatS<S> mag = ah;
+    const Mat<S> wf = pb.wf(), w2 = pb.w2();
+    const Mat<S> ah = h.cwiseAbs(), w1 = pb.w1();
+    Mat<S> mag = ah;
     for (int j = 0; j < 2; ++j) {
-      const MatS<S> A = cache.attn.weights(0, j), wq = pb.attn.wq(j), wk = pb.attn.wk(j);
-      const MatS<S> zmag = (wk.cwiseAbs() * ah).transpose() * (wq.cwiseAbs() * ah);  // T x T
-      const MatS<S> fj = wf.middleCols(j * H, H).cwiseAbs(), one_minus = MatS<S>::Ones(T, T) - A;
-      const MatS<S> terms = fj * (ah * A.cwiseAbs()), sens = fj * (ah * A.cwiseProduct(one_minus).cwiseAbs());
+      const Mat<S> A = cache.attn.weights(0, j), wq = pb.attn.wq(j), wk = pb.attn.wk(j);
+      const Mat<S> zmag = (wk.cwiseAbs() * ah).transpose() * (wq.cwiseAbs() * ah);  // T x T
+      const Mat<S> fj = wf.middleCols(j * H, H).cwiseAbs(), one_minus = Mat<S>::Ones(T, T) - A;
+      const Mat<S> terms = fj * (ah * A.cwiseAbs()), sens = fj * (ah * A.cwiseProduct(one_minus).cwiseAbs());
       for (int c = 0; c < T; ++c) mag.col(c) += terms.col(c) + 2 * zmag.col(c).maxCoeff() * sens.col(c);
     }
-    mag.colwise() += MatS<S>(pb.bf()).cwiseAbs().col(0) + MatS<S>(pb.b2()).cwiseAbs().col(0);
+    mag.colwise() += Mat<S>(pb.bf()).cwiseAbs().col(0) + Mat<S>(pb.b2()).cwiseAbs().col(0);
     mag += w2.cwiseAbs() * cache.ff.post.cwiseAbs();
-    MatS<S> pre_terms = w1.cwiseAbs() * cache.z.cwiseAbs();
-    pre_terms.colwise() += MatS<S>(pb.b1()).cwiseAbs().col(0);
+    Mat<S> pre_terms = w1.cwiseAbs() * cache.z.cwiseAbs();
+    pre_terms.colwise() += Mat<S>(pb.b1()).cwiseAbs().col(0);
     mag += S(1.13) * (w2.cwiseAbs() * pre_terms);
     // (N2): attention weights below the smallest normal number are skipped, by at most T·min·|F_j|·|h|
-    MatS<S> under = MatS<S>::Zero(H, T);
+    Mat<S> under = Mat<S>::Zero(H, T);
     for (int j = 0; j < 2; ++j) under += wf.middleCols(j * H, H).cwiseAbs() * ah;
     under *= S(T) * std::numeric_limits<S>::min();
-    const MatS<S> diff = (narrow - full).cwiseAbs();
+    const Mat<S> diff = (narrow - full).cwiseAbs();
     for (Eigen::Index i = 0; i < diff.size(); ++i) {
       const double bound =
           2 * gamma * static_cast<double>(mag.data()[i]) + static_cast<double>(under.data()[i]);

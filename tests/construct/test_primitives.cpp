@@ -5,14 +5,14 @@
 #include "icl/core/rng.hpp"
 #include "support/approx.hpp"
 
+using icl::Mat;
 using icl::construct::ColumnMap;
 using icl::construct::RowRange;
-using Mat = Eigen::MatrixXd;
 
 namespace {
-Mat random_state(int H, int T, std::uint64_t seed) {
+Mat<double> random_state(int H, int T, std::uint64_t seed) {
   icl::Rng rng(seed);
-  Mat h(H, T);
+  Mat<double> h(H, T);
   for (int c = 0; c < T; ++c)
     for (int r = 0; r < H; ++r) h(r, c) = rng.normal();
   return h;
@@ -20,8 +20,8 @@ Mat random_state(int H, int T, std::uint64_t seed) {
 }  // namespace
 
 TEST_CASE("mov: relative offset is clamped at column 0, table map writes only its targets", "[construct]") {
-  const Mat h0 = random_state(6, 5, 1);
-  Mat h = h0;
+  const Mat<double> h0 = random_state(6, 5, 1);
+  Mat<double> h = h0;
   icl::construct::mov(h, ColumnMap::relative(2), RowRange{0, 2}, RowRange{3, 5});
   for (int c = 0; c < 5; ++c) {
     const int s = c < 2 ? 0 : c - 2;
@@ -29,7 +29,7 @@ TEST_CASE("mov: relative offset is clamped at column 0, table map writes only it
     CHECK(h.col(c).segment(0, 3) == h0.col(c).segment(0, 3));  // other rows unchanged
     CHECK(h(5, c) == h0(5, c));
   }
-  Mat g = h0;
+  Mat<double> g = h0;
   icl::construct::mov(g, ColumnMap::table({{3, 1}}), RowRange{2, 4}, RowRange{2, 4});
   CHECK(g.col(3).segment(2, 2) == h0.col(1).segment(2, 2));
   g.col(3).segment(2, 2) = h0.col(3).segment(2, 2);
@@ -38,47 +38,47 @@ TEST_CASE("mov: relative offset is clamped at column 0, table map writes only it
 
 TEST_CASE("mul: row-major blocks, every column, in-place allowed", "[construct]") {
   const int a = 2, b = 3, c = 2;
-  const Mat h0 = random_state(6 + 6 + 4, 3, 2);
-  Mat h = h0;
+  const Mat<double> h0 = random_state(6 + 6 + 4, 3, 2);
+  Mat<double> h = h0;
   icl::construct::mul(h, a, b, c, RowRange{0, 6}, RowRange{6, 12}, RowRange{12, 16});
   for (int col = 0; col < 3; ++col) {
-    Mat A1(a, b), A2(b, c);
+    Mat<double> A1(a, b), A2(b, c);
     for (int i = 0; i < a; ++i)
       for (int k = 0; k < b; ++k) A1(i, k) = h0(i * b + k, col);
     for (int k = 0; k < b; ++k)
       for (int j = 0; j < c; ++j) A2(k, j) = h0(6 + k * c + j, col);
-    const Mat P = A1 * A2;
+    const Mat<double> P = A1 * A2;
     for (int i = 0; i < a; ++i)
       for (int j = 0; j < c; ++j)
         CHECK(h(12 + i * c + j, col) == Approx(P(i, j)).margin(1e-15));  // one dot of 3
   }
   // in place: w = r2 (d x 1 times 1 x 1 written over the d x 1 operand)
-  Mat g = h0;
+  Mat<double> g = h0;
   icl::construct::mul(g, 3, 1, 1, RowRange{0, 3}, RowRange{3, 4}, RowRange{0, 3});
   for (int col = 0; col < 3; ++col)
     for (int i = 0; i < 3; ++i) CHECK(g(i, col) == h0(i, col) * h0(3, col));  // single product: exact
 }
 
 TEST_CASE("div and aff: absolute divisor, in-place aff reads the old state", "[construct]") {
-  Mat h0 = random_state(8, 4, 3);
+  Mat<double> h0 = random_state(8, 4, 3);
   h0(2, 1) = -0.5;
-  Mat h = h0;
+  Mat<double> h = h0;
   icl::construct::div(h, RowRange{0, 2}, 2, RowRange{4, 6});
   for (int c = 0; c < 4; ++c)
     for (int i = 0; i < 2; ++i) CHECK(h(4 + i, c) == h0(i, c) / std::abs(h0(2, c)));  // one IEEE division
-  Mat g = h0;
-  Mat W1(2, 2), W2(2, 1);
+  Mat<double> g = h0;
+  Mat<double> W1(2, 2), W2(2, 1);
   W1 << 1, 2, 3, 4;
   W2 << -1, 0.5;
   const Eigen::Vector2d b(0.25, -2);
   icl::construct::aff(g, RowRange{0, 2}, RowRange{7, 8}, RowRange{0, 2}, W1, W2, b);
-  const Mat expect = (W1 * h0.topRows(2) + W2 * h0.row(7)).colwise() + b;
-  CHECK_THAT(Mat(g.topRows(2)), icl::test::IsCloseTo(expect, 0, 1e-14));  // 3 products of O(1) terms
+  const Mat<double> expect = (W1 * h0.topRows(2) + W2 * h0.row(7)).colwise() + b;
+  CHECK_THAT(Mat<double>(g.topRows(2)), icl::test::IsCloseTo(expect, 0, 1e-14));  // 3 products of O(1) terms
   CHECK(g.bottomRows(6) == h0.bottomRows(6));
 }
 
 TEST_CASE("primitives: run-time range errors are InvalidArgument", "[construct]") {
-  Mat h = Mat::Zero(6, 3);
+  Mat<double> h = Mat<double>::Zero(6, 3);
   using icl::InvalidArgument;
   CHECK_THROWS_AS(icl::construct::mul(h, 2, 1, 1, RowRange{0, 3}, RowRange{3, 4}, RowRange{4, 6}),
                   InvalidArgument);
@@ -92,8 +92,8 @@ TEST_CASE("primitives: run-time range errors are InvalidArgument", "[construct]"
                   InvalidArgument);
   CHECK_THROWS_AS(ColumnMap::table({{0, 1}}), InvalidArgument);  // reads the future
   CHECK_THROWS_AS(ColumnMap::relative(-1), InvalidArgument);
-  CHECK_THROWS_AS(icl::construct::aff(h, RowRange{0, 2}, RowRange{}, RowRange{2, 3}, Mat::Ones(1, 3),
-                                      Mat(1, 0), Eigen::VectorXd::Zero(1)),
+  CHECK_THROWS_AS(icl::construct::aff(h, RowRange{0, 2}, RowRange{}, RowRange{2, 3}, Mat<double>::Ones(1, 3),
+                                      Mat<double>(1, 0), Eigen::VectorXd::Zero(1)),
                   InvalidArgument);
   CHECK_THROWS_WITH(icl::construct::mul(h, 2, 1, 1, RowRange{0, 2}, RowRange{2, 3}, RowRange{3, 4}),
                     Catch::Contains("expected a*c = 2"));
@@ -113,7 +113,9 @@ TEST_CASE("primitives: compile-time ranges give the run-time results", "[constru
   icl::construct::mov(g, ColumnMap::relative(1), RowRange{0, 1}, RowRange{5, 6});
   CHECK(h == g);
   const Eigen::Matrix<double, 1, 2> W1(1, -1);
-  icl::construct::aff<RowRange{0, 2}, RowRange{}, RowRange{2, 3}>(h, W1, Mat(1, 0), Eigen::VectorXd::Ones(1));
-  icl::construct::aff(g, RowRange{0, 2}, RowRange{}, RowRange{2, 3}, W1, Mat(1, 0), Eigen::VectorXd::Ones(1));
+  icl::construct::aff<RowRange{0, 2}, RowRange{}, RowRange{2, 3}>(h, W1, Mat<double>(1, 0),
+                                                                  Eigen::VectorXd::Ones(1));
+  icl::construct::aff(g, RowRange{0, 2}, RowRange{}, RowRange{2, 3}, W1, Mat<double>(1, 0),
+                      Eigen::VectorXd::Ones(1));
   CHECK(h == g);
 }

@@ -8,8 +8,8 @@
 #include "support/online_oracles.hpp"
 
 using namespace icl::construct;
-using Mat = Eigen::MatrixXd;
-using Vec = Eigen::VectorXd;
+using icl::Mat;
+using icl::Vec;
 
 namespace {
 
@@ -26,9 +26,9 @@ Layout test_layout() {
 const RowRange X{0, 4}, Y{4, 8}, W{9, 13};
 constexpr int kC = 8, kT = 6;
 
-Mat random_state(std::uint64_t seed) {
+Mat<double> random_state(std::uint64_t seed) {
   icl::Rng rng(seed);
-  Mat h(16, kT);
+  Mat<double> h(16, kT);
   for (int c = 0; c < kT; ++c) {
     for (int r = 0; r < 16; ++r) h(r, c) = rng.normal();
     h(kC, c) = (rng.uniform() < 0.5 ? -1 : 1) * rng.uniform(1, 4);
@@ -43,7 +43,7 @@ double realised_error(const Program<double>& p, const Constants& k) {
   const auto model = compile<double, H, 48>(p, kT, k);
   double e = 0;
   for (std::uint64_t s = 0; s < 3; ++s) {
-    const Mat h0 = random_state(100 + s);
+    const Mat<double> h0 = random_state(100 + s);
     e = std::max(e, icl::test::max_abs_diff(model.run(h0), p.run(h0)));
   }
   return e;
@@ -59,8 +59,8 @@ Program<double> mov_program(bool table) {
 }
 Program<double> aff_program() {
   Program<double> p(test_layout());
-  Mat W1 = Mat::Identity(4, 4) * 0.5, W2 = Mat::Ones(4, 4) * -0.25;
-  p.aff(X, Y, X, W1, W2, Vec::Constant(4, 0.75));  // in place
+  Mat<double> W1 = Mat<double>::Identity(4, 4) * 0.5, W2 = Mat<double>::Ones(4, 4) * -0.25;
+  p.aff(X, Y, X, W1, W2, Vec<double>::Constant(4, 0.75));  // in place
   return p;
 }
 Program<double> mul_program(bool in_place) {
@@ -142,7 +142,7 @@ TEST_CASE("realised primitives follow the error laws e^-γ, N^-2K, P^-2, M^-2", 
 
 TEST_CASE("realised Theorem 1 and Theorem 2 chains (d = 4) match the closed forms", "[construct]") {
   icl::Rng rng(21);
-  Vec w(4);
+  Vec<double> w(4);
   for (int i = 0; i < 4; ++i) w(i) = rng.normal();
   const auto t1 = theorem1_transformer<double, 4>(w, 0.05, 0.3);
   const auto t2 = theorem2_transformer<double, 4>(0.5);
@@ -154,7 +154,7 @@ TEST_CASE("realised Theorem 1 and Theorem 2 chains (d = 4) match the closed form
     const auto task = icl::data::sample_task<double, 4>({1}, rng);
     const Eigen::Vector4d xq = icl::data::sample_x<double, 4>({1}, rng);
     const auto tok = icl::data::encode(task, xq);
-    const Vec x1 = task.X.row(0).transpose();
+    const Vec<double> x1 = task.X.row(0).transpose();
     const double y1 = task.y(0);
     const double o1 = (w - 2 * 0.05 * (x1 * x1.dot(w) - y1 * x1 + 0.3 * w)).dot(xq);
     const double o2 = y1 * x1.dot(xq) / (0.5 + x1.squaredNorm());
@@ -188,11 +188,11 @@ TEST_CASE("realised SGD and ridge chains match icl::regress online SGD / ridge a
     const auto task = icl::data::sample_task<double, 8>({n}, rng);
     const Eigen::Matrix<double, 8, 1> xq = icl::data::sample_x<double, 8>({n}, rng);
     const auto tok = icl::data::encode(task, xq);
-    const Vec pg = gd.predict(tok), pr = ridge.predict(tok);
+    const Vec<double> pg = gd.predict(tok), pr = ridge.predict(tok);
     REQUIRE(pg.size() == n + 1);
     REQUIRE(pr.size() == n + 1);
-    const Vec og = icl::test::sgd_online_oracle<double>(task.X, task.y, xq, 0.05, 0.1);
-    const Vec orr = icl::test::ridge_online_oracle<double>(task.X, task.y, xq, 0.5);
+    const Vec<double> og = icl::test::sgd_online_oracle<double>(task.X, task.y, xq, 0.05, 0.1);
+    const Vec<double> orr = icl::test::ridge_online_oracle<double>(task.X, task.y, xq, 0.5);
     // issue bounds: SGD <= 1e-10 and ridge <= 1e-8 absolute (recipe Table F: 1.5e-11 and 2.3e-9 at n = 40)
     CHECK(icl::test::max_abs_diff(pg, og) <= 1e-10);
     CHECK(icl::test::max_abs_diff(pr, orr) <= 1e-8);
@@ -203,7 +203,8 @@ TEST_CASE("realised SGD and ridge chains match icl::regress online SGD / ridge a
     // fewer examples than built for: still the online predictions (every op is causal)
     const auto tok3 =
         icl::data::encode(icl::data::Task<double, 8>{task.X.topRows(3), task.y.head(3), task.w}, xq);
-    const Vec og3 = icl::test::sgd_online_oracle<double>(task.X.topRows(3), task.y.head(3), xq, 0.05, 0.1);
+    const Vec<double> og3 =
+        icl::test::sgd_online_oracle<double>(task.X.topRows(3), task.y.head(3), xq, 0.05, 0.1);
     CHECK(icl::test::max_abs_diff(gd.predict(tok3), og3) <= 1e-10);
   }
 }
@@ -214,7 +215,7 @@ TEST_CASE("constructed transformers reject bad input with clear errors", "[const
   const auto task = icl::data::sample_task<double, 8>({3}, rng);
   const Eigen::Matrix<double, 8, 1> xq = icl::data::sample_x<double, 8>({3}, rng);
   CHECK_THROWS_WITH(gd.predict(icl::data::encode(task, xq)), Catch::Contains("built for at most 2 examples"));
-  CHECK_THROWS_WITH(gd.predict(Mat::Zero(10, 3)), Catch::Contains("expected D+1 = 9 rows"));
+  CHECK_THROWS_WITH(gd.predict(Mat<double>::Zero(10, 3)), Catch::Contains("expected D+1 = 9 rows"));
   CHECK_THROWS_AS((ridge_transformer<double, 8>(2, 0.0)), icl::InvalidArgument);
   CHECK_THROWS_AS((ridge_transformer<double, 8>(2, -1.0)), icl::InvalidArgument);
   TransformerOptions w_form;
@@ -243,7 +244,7 @@ TEST_CASE("a constructed transformer exports its paper blocks as safetensors", "
   CHECK(st.get_vector<double>("schedule").size() == 18);
   // every distinct block is there with the paper block's parameter names; W^F round-trips exactly
   CHECK(st.has("blocks." + std::to_string(R.blocks.size() - 1) + ".linear2.bias"));
-  const Mat wf = st.get<double>("blocks.0.self_attn.out_proj.weight", 20, 40);
+  const Mat<double> wf = st.get<double>("blocks.0.self_attn.out_proj.weight", 20, 40);
   CHECK(wf == R.blocks[0].wf);
   const std::string path = "construct_gd_export_test.safetensors";
   gd.model().save(path);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "icl/metrics.hpp"
 #include "icl/regress.hpp"
@@ -64,22 +65,22 @@ TEMPLATE_TEST_CASE("metrics: implicit_fit recovers linear predictors and matches
   const auto P = gaussian<S>(m, d, rng);
   const auto w = gaussian<S>(d, 1, rng).col(0).eval();
   // a linear predictor: recovered exactly, R² = 1
-  const auto lin = [&](const icl::test::MatX<S>& Q) { return (Q * w).eval(); };
+  const auto lin = [&](const icl::Mat<S>& Q) { return (Q * w).eval(); };
   const auto f0 = mt::implicit_weights(lin, P);
   CHECK_THAT(f0.w, IsCloseTo(w, tol, 0));
   CHECK(f0.r2 == Approx(1).margin(tol));
   // with an intercept: affine predictor recovered
-  const auto aff = [&](const icl::test::MatX<S>& Q) { return (Q * w).array() + S(0.7); };
+  const auto aff = [&](const icl::Mat<S>& Q) { return (Q * w).array() + S(0.7); };
   const auto f1 = mt::implicit_weights([&](const auto& Q) { return aff(Q).matrix().eval(); }, P, true);
   CHECK_THAT(f1.w, IsCloseTo(w, tol, 0));
   CHECK(double(f1.intercept) == Approx(0.7).epsilon(tol));
   // a non-linear predictor: ŵ = (PᵀP)⁻¹Pᵀŷ in long double, R² = 1 − SS_res / SS_tot
-  icl::test::VecX<S> yhat(m);
+  icl::Vec<S> yhat(m);
   for (int i = 0; i < m; ++i) yhat(i) = P(i, 0) * P(i, 0) + S(0.5) * P(i, 1) - std::abs(P(i, 2));
   const auto f2 = mt::implicit_fit(P, yhat);
-  const icl::test::MatX<long double> Pl = P.template cast<long double>();
-  const icl::test::VecX<long double> yl = yhat.template cast<long double>();
-  const icl::test::VecX<long double> wl = (Pl.transpose() * Pl).ldlt().solve(Pl.transpose() * yl);
+  const icl::Mat<long double> Pl = P.template cast<long double>();
+  const icl::Vec<long double> yl = yhat.template cast<long double>();
+  const icl::Vec<long double> wl = (Pl.transpose() * Pl).ldlt().solve(Pl.transpose() * yl);
   CHECK_THAT(f2.w, IsCloseTo(wl.template cast<S>().eval(), tol, 0));
   const long double ss_res = (yl - Pl * wl).squaredNorm(), ss_tot = (yl.array() - yl.mean()).square().sum();
   CHECK(f2.r2 == Approx(double(1 - ss_res / ss_tot)).epsilon(tol));
@@ -89,7 +90,7 @@ TEMPLATE_TEST_CASE("metrics: implicit_fit recovers linear predictors and matches
   CHECK_THAT((P.topRows(3) * f3.w).eval(), IsCloseTo(yhat.head(3).eval(), tol, tol));
   CHECK(f3.r2 == Approx(1).margin(tol));
   // a constant predictor: SS_tot = 0 and a perfect fit with the intercept → R² = 1
-  const icl::test::VecX<S> c = icl::test::VecX<S>::Constant(m, S(2));
+  const icl::Vec<S> c = icl::Vec<S>::Constant(m, S(2));
   CHECK(mt::implicit_fit(P, c, true).r2 == 1);
 }
 
@@ -170,11 +171,15 @@ TEST_CASE("metrics: evaluate matches a direct computation", "[metrics][evaluate]
 }
 
 TEST_CASE("metrics: Fig. 1 ordering (Ridge(0.1) closest to OLS, kNN far)", "[metrics][fig1]") {
-  mt::Fig1Options opt;
-  opt.n_examples = 10;
-  opt.n_contexts = 48;
-  opt.n_probes = 16;
-  const mt::EvalResult res = mt::fig1_classical(opt);
+  // the setting of Fig. 1's classical half (examples/fig1_classical), smaller: d = 8, noiseless
+  const std::vector<mt::Predictor<double>> preds = {mt::predictor<double>(rg::Ols{}),
+                                                    mt::predictor<double>(rg::Ridge{0.1}),
+                                                    mt::predictor<double>(rg::Knn{3})};
+  mt::EvalOptions eo;
+  eo.n_contexts = 48;
+  eo.n_probes = 16;
+  icl::Rng rng(0);
+  const mt::EvalResult res = mt::evaluate<double, 8>(icl::data::TaskDistribution{10}, preds, eo, rng);
   for (const int i : {2, 5, 9}) {
     INFO("examples " << i);
     const double ridge = res.at("spd", "OLS", "Ridge(0.1)", i).mean,

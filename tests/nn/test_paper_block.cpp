@@ -9,18 +9,18 @@
 namespace {
 
 using LD = long double;
-using MatL = Eigen::Matrix<LD, Eigen::Dynamic, Eigen::Dynamic>;
-using VecL = Eigen::Matrix<LD, Eigen::Dynamic, 1>;
+using icl::Mat;
+using icl::Vec;
 
 // Weights of one paper block in long double, filled from an Rng.
 struct RefWeights {
   int H, M, F;
-  std::vector<MatL> wq, wk, wv;
-  MatL wf, w1, w2;
-  VecL bf, b1, b2, g, beta;
+  std::vector<Mat<LD>> wq, wk, wv;
+  Mat<LD> wf, w1, w2;
+  Vec<LD> bf, b1, b2, g, beta;
   RefWeights(int H_, int M_, int F_, icl::Rng& rng) : H(H_), M(M_), F(F_) {
     auto rnd = [&](int r, int c, double s) {
-      MatL m(r, c);
+      Mat<LD> m(r, c);
       for (int j = 0; j < c; ++j)
         for (int i = 0; i < r; ++i) m(i, j) = static_cast<LD>(s * rng.normal());
       return m;
@@ -59,31 +59,31 @@ struct RefWeights {
 };
 
 // One sequence through the paper's equations, token by token (digest §1.1, Eqs. 3, 5, 6, 7).
-MatL reference_block(const RefWeights& w, const MatL& h, bool softmax, LD scale, bool affine, LD eps) {
+Mat<LD> reference_block(const RefWeights& w, const Mat<LD>& h, bool softmax, LD scale, bool affine, LD eps) {
   const int T = static_cast<int>(h.cols());
-  MatL out(w.H, T);
+  Mat<LD> out(w.H, T);
   for (int i = 0; i < T; ++i) {
-    VecL heads(w.M * w.H);
+    Vec<LD> heads(w.M * w.H);
     for (int j = 0; j < w.M; ++j) {
-      const VecL q = w.wq[j] * h.col(i);
-      VecL s(i + 1);
+      const Vec<LD> q = w.wq[j] * h.col(i);
+      Vec<LD> s(i + 1);
       for (int k = 0; k <= i; ++k) s(k) = scale * q.dot(w.wk[j] * h.col(k));
       if (softmax) {
         const LD m = s.maxCoeff();
         s = (s.array() - m).exp();
         s /= s.sum();
       }
-      VecL b = VecL::Zero(w.H);
+      Vec<LD> b = Vec<LD>::Zero(w.H);
       for (int k = 0; k <= i; ++k) b += s(k) * (w.wv[j] * h.col(k));
       heads.segment(j * w.H, w.H) = b;
     }
-    const VecL a = w.wf * heads + w.bf;
-    const VecL x = h.col(i) + a;
+    const Vec<LD> a = w.wf * heads + w.bf;
+    const Vec<LD> x = h.col(i) + a;
     const LD mu = x.mean();
     const LD var = (x.array() - mu).square().mean();
-    VecL z = (x.array() - mu) / std::sqrt(var + eps);
+    Vec<LD> z = (x.array() - mu) / std::sqrt(var + eps);
     if (affine) z = z.cwiseProduct(w.g) + w.beta;
-    VecL u = w.w1 * z + w.b1;
+    Vec<LD> u = w.w1 * z + w.b1;
     for (int r = 0; r < u.size(); ++r) u(r) = u(r) / 2 * (1 + std::erf(u(r) / std::sqrt(LD(2))));
     out.col(i) = x + w.w2 * u + w.b2;
   }
@@ -118,7 +118,7 @@ TEMPLATE_TEST_CASE("paper block: forward equals the paper's equations token by t
   icl::Rng rng(7);
   const RefWeights w(H, M, F, rng);
   const int T = 5, B = 3;
-  MatL hL(H, B * T);
+  Mat<LD> hL(H, B * T);
   for (int j = 0; j < hL.cols(); ++j)
     for (int i = 0; i < H; ++i) hL(i, j) = static_cast<LD>(rng.normal());
 
@@ -143,12 +143,12 @@ TEMPLATE_TEST_CASE("paper block: forward equals the paper's equations token by t
     const icl::Seq<S, H> h = hL.cast<S>();
     blk.forward(h, T, cache, out);
     for (int b = 0; b < B; ++b) {
-      const MatL ref = reference_block(w, hL.middleCols(b * T, T), cs.scores == icl::nn::Scores::softmax,
-                                       static_cast<LD>(cs.scale), cs.affine, static_cast<LD>(cs.eps));
-      const MatL got = out.middleCols(b * T, T).template cast<LD>();
+      const Mat<LD> ref = reference_block(w, hL.middleCols(b * T, T), cs.scores == icl::nn::Scores::softmax,
+                                          static_cast<LD>(cs.scale), cs.affine, static_cast<LD>(cs.eps));
+      const Mat<LD> got = out.middleCols(b * T, T).template cast<LD>();
       CHECK_THAT(got, icl::test::IsCloseTo(ref, tol<S>(), 0));
       // the single-sequence convenience overload gives the same numbers
-      const MatL one = blk.forward(icl::Seq<S, H>(h.middleCols(b * T, T))).template cast<LD>();
+      const Mat<LD> one = blk.forward(icl::Seq<S, H>(h.middleCols(b * T, T))).template cast<LD>();
       CHECK_THAT(one, icl::test::IsCloseTo(got, tol<S>(), 0));
     }
   }
@@ -162,12 +162,12 @@ TEST_CASE("paper block: a stack of blocks runs them in order", "[nn][paper_block
   icl::nn::BlockStack<icl::nn::PaperBlock<S, H, M, F>> stack(2);
   w0.copy_to(stack.blocks[0]);
   w1.copy_to(stack.blocks[1]);
-  MatL h(H, 7);
+  Mat<LD> h(H, 7);
   for (int j = 0; j < h.cols(); ++j)
     for (int i = 0; i < H; ++i) h(i, j) = static_cast<LD>(rng.normal());
   const icl::Seq<S, H> out = stack.forward(icl::Seq<S, H>(h));
-  const MatL ref = reference_block(w1, reference_block(w0, h, true, 1, false, 0), true, 1, false, 0);
-  CHECK_THAT(MatL(out), icl::test::IsCloseTo(ref, 1e-14, 0));  // as the long double case above
+  const Mat<LD> ref = reference_block(w1, reference_block(w0, h, true, 1, false, 0), true, 1, false, 0);
+  CHECK_THAT(Mat<LD>(out), icl::test::IsCloseTo(ref, 1e-14, 0));  // as the long double case above
 }
 
 TEST_CASE("paper block: forward into a warm cache does not allocate", "[nn][paper_block][nomalloc]") {

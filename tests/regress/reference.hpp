@@ -9,18 +9,14 @@
 #include <vector>
 
 #include "icl/core/rng.hpp"
+#include "icl/core/storage.hpp"
 
 namespace icl::test {
 
-template <class S>
-using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-template <class S>
-using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-
 /// n×d matrix of N(0, 1) entries (drawn in double, rounded to S).
 template <class S>
-MatX<S> gaussian(Eigen::Index n, Eigen::Index d, Rng& rng) {
-  MatX<S> m(n, d);
+Mat<S> gaussian(Eigen::Index n, Eigen::Index d, Rng& rng) {
+  Mat<S> m(n, d);
   for (Eigen::Index i = 0; i < n; ++i)
     for (Eigen::Index j = 0; j < d; ++j) m(i, j) = static_cast<S>(rng.normal());
   return m;
@@ -29,30 +25,30 @@ MatX<S> gaussian(Eigen::Index n, Eigen::Index d, Rng& rng) {
 /// Minimum-norm least squares by a fresh SVD: w = V Σ⁺ Uᵀ y, singular values below
 /// max(n, d)·eps·σ_max treated as zero (numpy.linalg.lstsq's default rcond).
 template <class S>
-VecX<S> svd_min_norm(const MatX<S>& X, const VecX<S>& y) {
-  if (X.rows() == 0) return VecX<S>::Zero(X.cols());
-  Eigen::JacobiSVD<MatX<S>> svd(X, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  const VecX<S>& s = svd.singularValues();
+Vec<S> svd_min_norm(const Mat<S>& X, const Vec<S>& y) {
+  if (X.rows() == 0) return Vec<S>::Zero(X.cols());
+  Eigen::JacobiSVD<Mat<S>> svd(X, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const Vec<S>& s = svd.singularValues();
   const S tol = static_cast<S>(std::max(X.rows(), X.cols())) * std::numeric_limits<S>::epsilon() * s(0);
-  VecX<S> uty = svd.matrixU().transpose() * y;
+  Vec<S> uty = svd.matrixU().transpose() * y;
   for (Eigen::Index k = 0; k < s.size(); ++k) uty(k) = s(k) > tol ? uty(k) / s(k) : S(0);
   return svd.matrixV() * uty;
 }
 
 /// Ridge by its closed form (XᵀX + λI)⁻¹Xᵀy, solved in long double (reference only).
 template <class S>
-VecX<S> ridge_closed_form(const MatX<S>& X, const VecX<S>& y, double lambda) {
-  const MatX<long double> Xl = X.template cast<long double>();
-  MatX<long double> A = Xl.transpose() * Xl;
+Vec<S> ridge_closed_form(const Mat<S>& X, const Vec<S>& y, double lambda) {
+  const Mat<long double> Xl = X.template cast<long double>();
+  Mat<long double> A = Xl.transpose() * Xl;
   A.diagonal().array() += static_cast<long double>(lambda);
-  const VecX<long double> b = Xl.transpose() * y.template cast<long double>();
-  const VecX<long double> w = A.ldlt().solve(b);
+  const Vec<long double> b = Xl.transpose() * y.template cast<long double>();
+  const Vec<long double> w = A.ldlt().solve(b);
   return w.template cast<S>();
 }
 
 /// k-NN by a full stable sort of all distances (reference for the partial-sort implementation).
 template <class S>
-S knn_brute(int k, bool inverse_square, const MatX<S>& X, const VecX<S>& y, const VecX<S>& q) {
+S knn_brute(int k, bool inverse_square, const Mat<S>& X, const Vec<S>& y, const Vec<S>& q) {
   const Eigen::Index m = X.rows();
   if (m == 0) return S(0);
   std::vector<Eigen::Index> idx(static_cast<std::size_t>(m));

@@ -28,11 +28,11 @@ TEMPLATE_TEST_CASE("regress: fit(Ols) is the min-norm SVD solution", "[regress][
   for (const auto& [n, d] : {std::pair{20, 5}, std::pair{3, 8}, std::pair{8, 8}, std::pair{1, 4}}) {
     const auto X = gaussian<S>(n, d, rng);
     const auto y = gaussian<S>(n, 1, rng).col(0).eval();
-    const icl::test::VecX<S> w = rg::fit(rg::Ols{}, X, y);
+    const icl::Vec<S> w = rg::fit(rg::Ols{}, X, y);
     CHECK_THAT(w, IsCloseTo(icl::test::svd_min_norm(X, y), tol<S>(), 0));
     if (n < d) {  // interpolates, and lies in the row space: w = Xᵀ(XXᵀ)⁻¹y
       CHECK_THAT((X * w).eval(), IsCloseTo(y, tol<S>(), 0));
-      const icl::test::VecX<S> dual = X.transpose() * (X * X.transpose()).ldlt().solve(y);
+      const icl::Vec<S> dual = X.transpose() * (X * X.transpose()).ldlt().solve(y);
       CHECK_THAT(w, IsCloseTo(dual, tol<S>(), 0));
     }
   }
@@ -44,13 +44,13 @@ TEMPLATE_TEST_CASE("regress: fit(Ols) on rank-deficient X is min-norm, not NaN",
   icl::Rng rng(2);
   // X = A·B with inner dimension 3: rank 3 in d = 6, with n = 10 > d and n = 4 < d.
   for (const int n : {10, 4}) {
-    const icl::test::MatX<S> X = gaussian<S>(n, 3, rng) * gaussian<S>(3, 6, rng);
+    const icl::Mat<S> X = gaussian<S>(n, 3, rng) * gaussian<S>(3, 6, rng);
     const auto y = gaussian<S>(n, 1, rng).col(0).eval();
-    const icl::test::VecX<S> w = rg::fit(rg::Ols{}, X, y);
+    const icl::Vec<S> w = rg::fit(rg::Ols{}, X, y);
     REQUIRE(w.allFinite());
     CHECK_THAT(w, IsCloseTo(icl::test::svd_min_norm(X, y), 10 * tol<S>(), 0));  // κ of the rank-3 part
     // a duplicated row and an all-zero X
-    icl::test::MatX<S> Z = icl::test::MatX<S>::Zero(n, 6);
+    icl::Mat<S> Z = icl::Mat<S>::Zero(n, 6);
     CHECK(rg::fit(rg::Ols{}, Z, y).isZero());
   }
 }
@@ -63,10 +63,10 @@ TEMPLATE_TEST_CASE("regress: fit(Ridge) matches the closed form and BayesRidge",
     const auto X = gaussian<S>(n, d, rng);
     const auto y = gaussian<S>(n, 1, rng).col(0).eval();
     for (const double lam : {0.1, 1.0, 1e-6}) {
-      const icl::test::VecX<S> w = rg::fit(rg::Ridge{lam}, X, y);
+      const icl::Vec<S> w = rg::fit(rg::Ridge{lam}, X, y);
       CHECK_THAT(w, IsCloseTo(icl::test::ridge_closed_form(X, y, lam), tol<S>(), 0));
     }
-    const icl::test::VecX<S> w0 = rg::fit(rg::Ridge{0}, X, y);
+    const icl::Vec<S> w0 = rg::fit(rg::Ridge{0}, X, y);
     CHECK_THAT(w0, IsCloseTo(icl::test::svd_min_norm(X, y), tol<S>(), 0));
   }
   CHECK(rg::BayesRidge(0.5, 0.75).lambda == Approx(0.25 / 0.5625).epsilon(1e-15));
@@ -80,7 +80,7 @@ TEMPLATE_TEST_CASE("regress: fit(Gd), fit(Sgd), fit(Averaging) match their recur
   const int n = 12, d = 5;
   const auto X = gaussian<S>(n, d, rng);
   const auto y = gaussian<S>(n, 1, rng).col(0).eval();
-  const icl::test::VecX<S> b = X.transpose() * y;
+  const icl::Vec<S> b = X.transpose() * y;
   // one step from 0: 2·lr·Xᵀy (the λ term vanishes at w0 = 0)
   CHECK_THAT(rg::fit(rg::Gd{0.02}, X, y), IsCloseTo((S(0.04) * b).eval(), tol<S>(), 0));
   CHECK_THAT(rg::fit(rg::Gd{0.02, 1, 0.5}, X, y), IsCloseTo((S(0.04) * b).eval(), tol<S>(), 0));
@@ -136,11 +136,11 @@ TEMPLATE_TEST_CASE("regress: Knn ties and zero distances are deterministic", "[r
                    double) {
   using S = TestType;
   // 1-D points (exact integers, so squared distances are exact): query 0.
-  icl::test::MatX<S> X(5, 1);
+  icl::Mat<S> X(5, 1);
   X << 1, -1, 2, 0, 0;
-  icl::test::VecX<S> y(5);
+  icl::Vec<S> y(5);
   y << 10, 20, 30, 40, 50;
-  const icl::test::MatX<S> q = icl::test::MatX<S>::Zero(1, 1);
+  const icl::Mat<S> q = icl::Mat<S>::Zero(1, 1);
   const auto first2 = X.topRows(2).eval();
   const auto first2y = y.head(2).eval();
   // tie at distance 1 between examples 0 and 1: k = 1 takes the earlier one
@@ -179,7 +179,7 @@ TEMPLATE_TEST_CASE("regress: online_predictions equal a refit at every prefix", 
       if constexpr (rg::is_linear_v<std::decay_t<decltype(algo)>>) {
         const auto W = rg::online_weights(algo, X, y);
         for (int i = 0; i < n; i += 4) {
-          const icl::test::VecX<S> wi = rg::fit(algo, X.topRows(i), y.head(i));
+          const icl::Vec<S> wi = rg::fit(algo, X.topRows(i), y.head(i));
           CHECK_THAT(W.col(i).eval(), IsCloseTo(wi, tol<S>(), tol<S>()));
         }
       }
@@ -260,8 +260,8 @@ TEST_CASE("regress: online OLS on ill-conditioned X stays within d·κ·eps", "[
     const Eigen::MatrixXd W = rg::online_weights(rg::Ols{}, X, y);
     double worst = 0;
     for (int i = d; i < n; ++i) {
-      const icl::test::MatX<long double> Xl = X.topRows(i).cast<long double>();
-      const icl::test::VecX<long double> yl = y.head(i).cast<long double>();
+      const icl::Mat<long double> Xl = X.topRows(i).cast<long double>();
+      const icl::Vec<long double> yl = y.head(i).cast<long double>();
       const Eigen::VectorXd ref = Xl.colPivHouseholderQr().solve(yl).cast<double>();
       worst = std::max(worst, rel_err(W.col(i), ref));
     }

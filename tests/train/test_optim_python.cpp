@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "icl/core/storage.hpp"
 #include "icl/io/safetensors.hpp"
 #include "icl/train/adam.hpp"
 #include "icl/train/clip.hpp"
@@ -39,9 +40,8 @@ constexpr double kMaxNorm = 1.0;
 // Runs one case in scalar S; results under "<dtype>.<case>.*".
 template <class S>
 void run_case(const icl::io::SafeTensors& in, const std::string& c, icl::io::SafeTensors& out) {
-  using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  Mat w = in.get<S>("w0"), gw(w.rows(), w.cols());
-  Mat b = in.get<S>("b0"), gb(b.rows(), b.cols());
+  icl::Mat<S> w = in.get<S>("w0"), gw(w.rows(), w.cols());
+  icl::Mat<S> b = in.get<S>("b0"), gb(b.rows(), b.cols());
   std::vector<icl::nn::ParamView<S>> ps{{"w", w.rows(), w.cols(), w.data(), gw.data()},
                                         {"b", b.rows(), 1, b.data(), gb.data()}};
   const CaseConfig cc = case_config(c);
@@ -50,8 +50,8 @@ void run_case(const icl::io::SafeTensors& in, const std::string& c, icl::io::Saf
     const double base = opt.lr();
     for (int t = 0; t < kSteps; ++t) {
       // copy into the existing buffers (a move assignment would swap them away from the views)
-      const Mat gw_t = in.get<S>("grad.w." + std::to_string(t)),
-                gb_t = in.get<S>("grad.b." + std::to_string(t));
+      const icl::Mat<S> gw_t = in.get<S>("grad.w." + std::to_string(t)),
+                        gb_t = in.get<S>("grad.b." + std::to_string(t));
       gw = gw_t;
       gb = gb_t;
       out.put_scalar(pre + "norm." + std::to_string(t), icl::train::clip_grad_norm(ps, kMaxNorm));

@@ -9,6 +9,7 @@
 
 #include "icl/construct/program.hpp"
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 
 namespace icl::construct {
 
@@ -17,11 +18,6 @@ namespace icl::construct {
 enum class Reading { corrected, printed };
 
 namespace detail {
-template <class S>
-using DMat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-template <class S>
-using DVec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-
 inline void check_dim(int d, const char* fn) { ICL_CHECK_ARG(d >= 1, fn, ": d: expected >= 1, got ", d); }
 inline void check_finite_param(double v, const char* fn, const char* name) {
   ICL_CHECK_ARG(std::isfinite(v), fn, ": ", name, ": expected a finite value, got ", v);
@@ -47,14 +43,14 @@ struct Chain {
 /// w'ᵀx2 at row 3+3d, column 2, where w' = w − 2α(x1x1ᵀw − y1x1 + λw) (Eq. 11). `reading = printed`
 /// uses the printed W2 = −λ in step 6.
 template <class S>
-Chain<S> theorem1_chain(int d, const detail::DVec<S>& w, double alpha, double lambda,
+Chain<S> theorem1_chain(int d, const Vec<S>& w, double alpha, double lambda,
                         Reading reading = Reading::corrected) {
   detail::check_dim(d, "theorem1_chain");
   ICL_CHECK_ARG(w.size() == d, "theorem1_chain: w: expected ", d, " entries, got ", w.size());
   detail::check_finite_param(alpha, "theorem1_chain", "alpha");
   detail::check_finite_param(lambda, "theorem1_chain", "lambda");
-  using M = detail::DMat<S>;
-  using V = detail::DVec<S>;
+  using M = Mat<S>;
+  using V = Vec<S>;
   Layout L;
   const RowRange y = L.add("y", 1), x = L.add("x", d), Sx = L.add("S", 1), R = L.add("R", 1),
                  G = L.add("G", d), W = L.add("W", d), GR = L.add("GR", d);
@@ -81,8 +77,8 @@ Chain<S> theorem2_chain(int d, double lambda, Reading reading = Reading::correct
   detail::check_dim(d, "theorem2_chain");
   detail::check_finite_param(lambda, "theorem2_chain", "lambda");
   ICL_CHECK_ARG(lambda > 0, "theorem2_chain: lambda: expected > 0, got ", lambda);
-  using M = detail::DMat<S>;
-  using V = detail::DVec<S>;
+  using M = Mat<S>;
+  using V = Vec<S>;
   Layout L;
   const RowRange y = L.add("y", 1), x = L.add("x", d), XY = L.add("XY", d), AI = L.add("AI", d * d),
                  AU = L.add("AU", d), VA = L.add("VA", d), OU = L.add("OU", d * d), Sc = L.add("S", 1),
@@ -118,8 +114,8 @@ Chain<S> sgd_chain(int d, int n, double lr, double lambda) {
   ICL_CHECK_ARG(n >= 1, "sgd_chain: n: expected >= 1, got ", n);
   detail::check_finite_param(lr, "sgd_chain", "lr");
   detail::check_finite_param(lambda, "sgd_chain", "lambda");
-  using M = detail::DMat<S>;
-  using V = detail::DVec<S>;
+  using M = Mat<S>;
+  using V = Vec<S>;
   Layout L;
   const RowRange y = L.add("y", 1), x = L.add("x", d), XE = L.add("XE", d), W = L.add("W", d),
                  Sr = L.add("S", 1), R = L.add("R", 1), G = L.add("G", d), WO = L.add("WO", d),
@@ -153,8 +149,8 @@ Chain<S> online_ridge_chain(int d, int n, double lambda, bool w_form) {
   ICL_CHECK_ARG(n >= 1, fn, ": n: expected >= 1, got ", n);
   check_finite_param(lambda, fn, "lambda");
   ICL_CHECK_ARG(lambda > 0, fn, ": lambda: expected > 0, got ", lambda);
-  using M = DMat<S>;
-  using V = DVec<S>;
+  using M = Mat<S>;
+  using V = Vec<S>;
   Layout L;
   // B/BO hold b or w, TY holds x_j y_j or the update of w (same rows, so the same model type)
   const RowRange y = L.add("y", 1), x = L.add("x", d), XE = L.add("XE", d), AI = L.add("AI", d * d),

@@ -12,6 +12,7 @@
 #include "icl/construct/model_file.hpp"
 #include "icl/construct/program.hpp"
 #include "icl/construct/realise.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/io/safetensors.hpp"
 
 namespace icl::construct {
@@ -28,8 +29,8 @@ enum class BlockForm { narrow, full };
 template <class S, int H, int F>
 class CompiledProgram {
  public:
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< data state, H_d x T
-  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;              ///< realised state, H x T (or H x B*T)
+  using Matrix = Mat<S>;      ///< data state, H_d x T: icl::Mat<S>
+  using SeqType = Seq<S, H>;  ///< realised state, H x T (or H x B*T): icl::Seq<S, H>
 
   /// Builds the blocks from `realisation`. @throws icl::InvalidArgument if its height is not H or its MLP
   /// width exceeds F.

@@ -18,6 +18,7 @@
 #include "icl/construct/program.hpp"
 #include "icl/construct/realise.hpp"
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/data/task.hpp"
 #include "icl/io/safetensors.hpp"
 
@@ -29,10 +30,10 @@ namespace icl::construct {
 template <class S, int D, int H, int F>
 class ConstructedTransformer {
  public:
-  using Scalar = S;                                     ///< the scalar type
-  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;   ///< predictions, one per x-token
-  using Tokens = data::Tokens<S, D>;                    ///< token matrix, (D+1) x T (data::encode)
-  using SeqType = Eigen::Matrix<S, H, Eigen::Dynamic>;  ///< hidden state, H x T (or H x (B·T))
+  using Scalar = S;                   ///< the scalar type
+  using Vector = Vec<S>;              ///< predictions, one per x-token: icl::Vec<S>
+  using Tokens = data::Tokens<S, D>;  ///< token matrix, (D+1) x T (data::encode)
+  using SeqType = Seq<S, H>;          ///< hidden state, H x T (or H x (B·T)): icl::Seq<S, H>
 
   /// Wraps a chain and its realisation; `spec` records the build parameters that save() writes and load()
   /// uses to rebuild the chain. @throws icl::InvalidArgument if the realisation does not fit H and F.
@@ -41,7 +42,7 @@ class ConstructedTransformer {
     if (!(spec_.range_margin > 0)) spec_.range_margin = default_range_margin<S>();
   }
 
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< batched predictions
+  using Matrix = Mat<S>;  ///< batched predictions: icl::Mat<S>
   /// Layers of the realised stack.
   int layers() const { return model_.layers(); }
   /// B = tokens.cols()/T prompts of T tokens side by side ((D+1) x (B·T)): their realised input states

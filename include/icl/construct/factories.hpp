@@ -15,6 +15,7 @@
 #include "icl/construct/constructed_transformer.hpp"
 #include "icl/construct/realise.hpp"
 #include "icl/core/rng.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/data/task.hpp"
 #include "icl/io/model_file.hpp"
 
@@ -110,7 +111,7 @@ Realisation<S> realise_chain(const Chain<S>& chain, int n, const TransformerOpti
     data::TaskDistribution dist = opt.distribution;
     dist.n = n;
     Rng rng(opt.seed);
-    std::vector<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>> states;
+    std::vector<Mat<S>> states;
     for (int i = 0; i < opt.calibration_draws; ++i) {
       const auto task = data::sample_task<S, D>(dist, rng);
       const Eigen::Matrix<S, D, 1> xq = data::sample_x<S, D>(dist, rng);
@@ -153,8 +154,8 @@ RidgeTransformer<S, D> ridge_transformer(int n_examples, double lambda, const Tr
 
 /// Theorem 1 (one GD step from w, n = 1) as a transformer: input [x̃1, ỹ1, x̃2], one prediction (column 2).
 template <class S, int D>
-Theorem1Transformer<S, D> theorem1_transformer(const Eigen::Matrix<S, Eigen::Dynamic, 1>& w, double lr,
-                                               double lambda, const TransformerOptions& opt = {}) {
+Theorem1Transformer<S, D> theorem1_transformer(const Vec<S>& w, double lr, double lambda,
+                                               const TransformerOptions& opt = {}) {
   auto chain = theorem1_chain<S>(D, w, lr, lambda);
   auto real = detail::realise_chain<S, D>(chain, 1, opt);
   std::vector<double> wd(static_cast<std::size_t>(w.size()));

@@ -20,6 +20,7 @@
 #include "icl/construct/program.hpp"
 #include "icl/construct/realise.hpp"
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/io/model_file.hpp"
 #include "icl/io/safetensors.hpp"
 
@@ -40,7 +41,7 @@ io::SafeTensors program_to_safetensors(const Realisation<S>& real,
   for (std::size_t b = 0; b < blocks.size(); ++b)
     for (const auto& p : blocks[b].parameters("blocks." + std::to_string(b) + ".")) {
       if (p.cols == 1)
-        st.put(p.name, Eigen::Matrix<S, Eigen::Dynamic, 1>(p.value_map()));
+        st.put(p.name, Vec<S>(p.value_map()));
       else
         st.put(p.name, p.value_map());
     }
@@ -140,8 +141,7 @@ io::SafeTensors constructed_to_safetensors(const ConstructedTransformer<S, D, H,
            Eigen::Map<const Eigen::VectorXd>(m.spec().w.data(), static_cast<Eigen::Index>(m.spec().w.size())),
            io::dtype_of<S>());
   // the position rows exactly as embed() adds them (in S)
-  const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> zero =
-      Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>::Zero(D + 1, L.max_columns);
+  const Mat<S> zero = Mat<S>::Zero(D + 1, L.max_columns);
   st.put_matrix("embed.position", m.model().realisation().embed(zero).transpose());
   return st;
 }
@@ -156,7 +156,7 @@ Chain<S> rebuild_chain(const ChainSpec& c, const std::string& context) {
   if (c.kind == "theorem1") {
     ICL_CHECK_IO(static_cast<int>(c.w.size()) == c.d, context, ": chain.w has ", c.w.size(),
                  " entries, expected d = ", c.d);
-    Eigen::Matrix<S, Eigen::Dynamic, 1> w(c.d);
+    Vec<S> w(c.d);
     for (int i = 0; i < c.d; ++i) w(i) = static_cast<S>(c.w[static_cast<std::size_t>(i)]);
     return theorem1_chain<S>(c.d, w, c.lr, c.lambda);
   }
@@ -168,8 +168,7 @@ Chain<S> rebuild_chain(const ChainSpec& c, const std::string& context) {
 /// zero and the values the identity (the construction's block form), else the file is refused.
 template <class S, int H, int F>
 BlockWeights<S> read_block(const io::SafeTensors& st, const std::string& p, const std::string& context) {
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  const Matrix in = st.get<S>(p + "self_attn.in_proj_weight", 6 * H, H);
+  const Mat<S> in = st.get<S>(p + "self_attn.in_proj_weight", 6 * H, H);
   BlockWeights<S> w;
   for (int j = 0; j < 2; ++j) {
     const auto q = in.middleRows(j * H, H), kk = in.middleRows((2 + j) * H, H),

@@ -13,6 +13,7 @@
 #include "icl/construct/primitives.hpp"
 #include "icl/construct/row_range.hpp"
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 
 namespace icl::construct {
 
@@ -130,8 +131,8 @@ struct Resources {
 template <class S>
 class Program {
  public:
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< hidden state (H x T) or weights
-  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< aff bias
+  using Matrix = Mat<S>;  ///< hidden state (H x T) or weights: icl::Mat<S>
+  using Vector = Vec<S>;  ///< aff bias: icl::Vec<S>
 
   /// An empty program over `layout`; the layout's height is the state height H of every op.
   explicit Program(Layout layout) : layout_(std::move(layout)) {}

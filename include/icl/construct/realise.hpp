@@ -16,6 +16,7 @@
 
 #include "icl/construct/program.hpp"
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 
 namespace icl::construct {
 
@@ -129,8 +130,8 @@ struct RealisedLayout {
 /// 2 rows (position features); the paper block pads them to H x H with zero rows.
 template <class S>
 struct BlockWeights {
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< weight matrix
-  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< bias vector
+  using Matrix = Mat<S>;  ///< weight matrix: icl::Mat<S>
+  using Vector = Vec<S>;  ///< bias vector: icl::Vec<S>
   /// Query projections, 2 x H each: [0] head 1 (reads column max(c - o, 0) or a table map's source,
   /// Eq. (C1); the self head o = 0 when the op is not a mov), [1] head 2, always the self head.
   Matrix wq[2], wk[2];  ///< key projections, 2 x H each: rows (RHO1, RHO2) for both heads
@@ -205,8 +206,8 @@ inline std::vector<double> richardson_weights(int K) {
 template <class S>
 class BlockBuilder {
  public:
-  using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using Vector = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+  using Matrix = Mat<S>;
+  using Vector = Vec<S>;
 
   BlockBuilder(const RealisedLayout& L, const Constants& k) : L_(L), k_(k), H_(L.height) {
     const double Ts = L.max_columns, beta = k.gamma * Ts * Ts;

@@ -15,6 +15,7 @@
 
 #include "icl/core/error.hpp"
 #include "icl/core/rng.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/data/task.hpp"
 #include "icl/io/csv.hpp"
 #include "icl/metrics/implicit_weights.hpp"
@@ -32,13 +33,13 @@ namespace icl::metrics {
 /// Trained or constructed transformers plug in through `predict` alone.
 template <class S>
 struct Predictor {
-  using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< X (n x d) and probes (m x d)
-  using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< y, predictions, weights
-  std::string name;  ///< legend name; identifies the predictor in EvalResult rows and the CSV
+  using MatX = Mat<S>;  ///< X (n x d) and probes (m x d): icl::Mat<S>
+  using VecX = Vec<S>;  ///< y, predictions, weights: icl::Vec<S>
+  std::string name;     ///< legend name; identifies the predictor in EvalResult rows and the CSV
   /// (X: n x d context inputs, y: n targets, probes: m x d) -> m predictions, one per probe row;
   /// must accept n = 0 and return m finite values (evaluate() throws icl::InvalidArgument otherwise).
-  std::function<VecX(const MatX& X, const VecX& y, const MatX& probes)> predict;
-  std::function<VecX(const MatX& X, const VecX& y)> weights;  ///< empty: not linear
+  std::function<Vec<S>(const Mat<S>& X, const Vec<S>& y, const Mat<S>& probes)> predict;
+  std::function<Vec<S>(const Mat<S>& X, const Vec<S>& y)> weights;  ///< empty: not linear
 };
 
 /// A Predictor for one of the regressors of icl::regress (name defaults to its legend name).
@@ -49,12 +50,12 @@ Predictor<S> predictor(const A& algo, std::string name = {}) {
   using P = Predictor<S>;
   P p;
   p.name = name.empty() ? regress::name(algo) : std::move(name);
-  p.predict = [algo](const typename P::MatX& X, const typename P::VecX& y, const typename P::MatX& probes) {
+  p.predict = [algo](const Mat<S>& X, const Vec<S>& y, const Mat<S>& probes) {
     return regress::predict(algo, X, y, probes);
   };
   if constexpr (regress::is_linear_v<A>) {
-    p.weights = [algo](const typename P::MatX& X, const typename P::VecX& y) {
-      typename P::VecX w = regress::fit(algo, X, y);
+    p.weights = [algo](const Mat<S>& X, const Vec<S>& y) {
+      Vec<S> w = regress::fit(algo, X, y);
       return w;
     };
   }
@@ -115,8 +116,6 @@ struct EvalResult {
 template <class S, int D>
 EvalResult evaluate(const data::TaskDistribution& dist, const std::vector<Predictor<S>>& predictors,
                     const EvalOptions& opt, Rng& rng) {
-  using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
   data::validate(dist);
   ICL_CHECK_ARG(dist.n >= 1, "evaluate: dist.n: expected >= 1 examples per context, got ", dist.n);
   ICL_CHECK_ARG(opt.n_contexts >= 2, "evaluate: opt.n_contexts: expected >= 2, got ", opt.n_contexts);
@@ -134,25 +133,25 @@ EvalResult evaluate(const data::TaskDistribution& dist, const std::vector<Predic
   // accumulators [prefix][pair] / [prefix][predictor]
   std::vector<detail::Acc> acc_spd(static_cast<std::size_t>(n * npairs)), acc_ilwd(acc_spd.size());
   std::vector<detail::Acc> acc_err(static_cast<std::size_t>(n * P)), acc_r2(acc_err.size());
-  MatX Q(m + 1, D), probes(m, D), preds(m + 1, P), W(D, P);
+  Mat<S> Q(m + 1, D), probes(m, D), preds(m + 1, P), W(D, P);
   for (int c = 0; c < opt.n_contexts; ++c) {
     const data::Task<S, D> task = data::sample_task<S, D>(dist, rng);
     for (int j = 0; j < m; ++j) probes.row(j) = data::sample_x<S, D>(dist, rng).transpose();
     Q.bottomRows(m) = probes;
     for (int i = 0; i < n; ++i) {
-      const MatX Xi = task.X.topRows(i);
-      const VecX yi = task.y.head(i);
+      const Mat<S> Xi = task.X.topRows(i);
+      const Vec<S> yi = task.y.head(i);
       Q.row(0) = task.X.row(i);
       for (int p = 0; p < P; ++p) {
         const auto& pr = predictors[static_cast<std::size_t>(p)];
-        const VecX out = pr.predict(Xi, yi, Q);
+        const Vec<S> out = pr.predict(Xi, yi, Q);
         ICL_CHECK_ARG(out.size() == m + 1, "evaluate: predictor '", pr.name, "': expected ", m + 1,
                       " predictions (one per probe row), got ", out.size());
         ICL_CHECK_ARG(out.allFinite(), "evaluate: predictor '", pr.name, "': returned NaN or Inf");
         preds.col(p) = out;
         const ImplicitFit<S> fit = implicit_fit(probes, out.tail(m), opt.intercept);
         if (pr.weights) {
-          const VecX w = pr.weights(Xi, yi);
+          const Vec<S> w = pr.weights(Xi, yi);
           ICL_CHECK_ARG(w.size() == D, "evaluate: predictor '", pr.name, "': weights() returned ", w.size(),
                         " entries, expected d = ", D);
           ICL_CHECK_ARG(w.allFinite(), "evaluate: predictor '", pr.name, "': weights() returned NaN or Inf");

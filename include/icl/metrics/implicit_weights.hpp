@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 
 namespace icl::metrics {
 
@@ -35,8 +36,6 @@ ImplicitFit<typename DQ::Scalar> implicit_fit(const Eigen::MatrixBase<DQ>& probe
   using S = typename DQ::Scalar;
   static_assert(std::is_same_v<S, typename DP::Scalar>,
                 "icl::metrics::implicit_fit: probes and predictions must have the same scalar type");
-  using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
   const Eigen::Index m = probes.rows(), d = probes.cols();
   ICL_CHECK_ARG(m >= 1 && d >= 1, "implicit_fit: probes: expected m >= 1 probes of d >= 1 inputs, got ", m,
                 "x", d);
@@ -46,16 +45,16 @@ ImplicitFit<typename DQ::Scalar> implicit_fit(const Eigen::MatrixBase<DQ>& probe
   ICL_CHECK_ARG(probes.allFinite(), "implicit_fit: probes: expected finite values, found NaN or Inf");
   ICL_CHECK_ARG(predictions.allFinite(),
                 "implicit_fit: predictions: expected finite values, found NaN or Inf");
-  MatX A(m, d + (intercept ? 1 : 0));
+  Mat<S> A(m, d + (intercept ? 1 : 0));
   A.leftCols(d) = probes;
   if (intercept) A.col(d).setOnes();
-  const VecX yhat = predictions;
-  const Eigen::CompleteOrthogonalDecomposition<MatX> cod(A);
-  const VecX coef = cod.solve(yhat);
+  const Vec<S> yhat = predictions;
+  const Eigen::CompleteOrthogonalDecomposition<Mat<S>> cod(A);
+  const Vec<S> coef = cod.solve(yhat);
   ImplicitFit<S> out;
   out.w = coef.head(d);
   if (intercept) out.intercept = coef(d);
-  VecX resid = yhat;
+  Vec<S> resid = yhat;
   resid.noalias() -= A * coef;
   const double ss_res = static_cast<double>(resid.squaredNorm());
   const double ss_tot = static_cast<double>((yhat.array() - yhat.mean()).matrix().squaredNorm());

@@ -17,6 +17,7 @@
 
 #include "icl/core/error.hpp"
 #include "icl/core/rng.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/data/task.hpp"
 #include "icl/metrics/evaluate.hpp"
 #include "icl/metrics/spd.hpp"
@@ -37,14 +38,14 @@ namespace icl::metrics {
 /// longest prompt the predictor accepts, `batch` the most prompts the adapters pass per call.
 template <class S>
 struct PromptPredictor {
-  /// Token matrices and prediction matrices.
-  using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+  /// Token matrices and prediction matrices (icl::Mat<S>).
+  using MatX = Mat<S>;
   std::string name;    ///< legend name, as Predictor::name
   int dim = 0;         ///< d: prompts have d+1 rows
   int max_tokens = 0;  ///< longest prompt accepted; 0 = any
   int batch = 256;     ///< prompts per call at most (memory bound of the adapters' calls)
   /// (tokens: (d+1) x (B·T), T) -> ceil(T/2) x B predictions, as described above.
-  std::function<MatX(const MatX& tokens, int T)> predict;
+  std::function<Mat<S>(const Mat<S>& tokens, int T)> predict;
 };
 
 namespace detail {
@@ -105,16 +106,14 @@ PromptPredictor<S> prompt_predictor(const A& algo, std::string name = {}) {
   static_assert(regress::is_algorithm_v<A>, "icl::metrics::prompt_predictor: unknown algorithm type");
   static_assert(D >= 1, "icl::metrics::prompt_predictor: the input dimension D must be at least 1");
   regress::validate(algo, "prompt_predictor");
-  using MatX = typename PromptPredictor<S>::MatX;
-  using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
   PromptPredictor<S> p;
   p.name = name.empty() ? regress::name(algo) : std::move(name);
   p.dim = D;
-  p.predict = [algo](const MatX& tokens, int T) {
+  p.predict = [algo](const Mat<S>& tokens, int T) {
     const Eigen::Index B = tokens.cols() / T, P = (T + 1) / 2;
-    MatX out(P, B);
-    MatX X(P, D);
-    VecX y = VecX::Zero(P);
+    Mat<S> out(P, B);
+    Mat<S> X(P, D);
+    Vec<S> y = Vec<S>::Zero(P);
     for (Eigen::Index b = 0; b < B; ++b) {
       for (Eigen::Index i = 0; i < P; ++i) {
         X.row(i) = tokens.col(b * T + 2 * i).tail(D).transpose();
@@ -138,7 +137,6 @@ template <int D, class Model>
 PromptPredictor<typename Model::Scalar> model_predictor(const Model& model, std::string name,
                                                         int batch = 256) {
   using S = typename Model::Scalar;
-  using MatX = typename PromptPredictor<S>::MatX;
   static_assert(D >= 1, "icl::metrics::model_predictor: the input dimension D must be at least 1");
   static_assert(
       detail::model_input_dim<Model>::value == 0 || detail::model_input_dim<Model>::value == D,
@@ -151,12 +149,12 @@ PromptPredictor<typename Model::Scalar> model_predictor(const Model& model, std:
   p.batch = batch;
   p.max_tokens = detail::model_max_tokens(model);
   const Model* m = &model;
-  p.predict = [m](const MatX& tokens, int T) -> MatX {
+  p.predict = [m](const Mat<S>& tokens, int T) -> Mat<S> {
     if constexpr (detail::has_predict_batch<Model>::value) {
       return m->predict_batch(tokens, T);
     } else {
       const Eigen::Index B = tokens.cols() / T;
-      MatX out((T + 1) / 2, B);
+      Mat<S> out((T + 1) / 2, B);
       for (Eigen::Index b = 0; b < B; ++b) out.col(b) = m->predict(tokens.middleCols(b * T, T));
       return out;
     }
@@ -193,15 +191,13 @@ void model_predictor(const Model&& model, std::string name = {}, int batch = 256
 /// converted to To after it (e.g. a float model in a double evaluation next to double regressors).
 template <class To, class From>
 PromptPredictor<To> cast_predictor(PromptPredictor<From> p) {
-  using MatTo = typename PromptPredictor<To>::MatX;
-  using MatFrom = typename PromptPredictor<From>::MatX;
   PromptPredictor<To> out;
   out.name = p.name;
   out.dim = p.dim;
   out.max_tokens = p.max_tokens;
   out.batch = p.batch;
-  out.predict = [f = std::move(p.predict)](const MatTo& tokens, int T) -> MatTo {
-    const MatFrom t = tokens.template cast<From>();
+  out.predict = [f = std::move(p.predict)](const Mat<To>& tokens, int T) -> Mat<To> {
+    const Mat<From> t = tokens.template cast<From>();
     return f(t, T).template cast<To>();
   };
   return out;
@@ -210,19 +206,17 @@ PromptPredictor<To> cast_predictor(PromptPredictor<From> p) {
 /// Calls p.predict on B prompts of T tokens in chunks of at most p.batch prompts and checks the
 /// result's shape and finiteness: ceil(T/2) x B.
 template <class S>
-typename PromptPredictor<S>::MatX predict_prompts(const PromptPredictor<S>& p,
-                                                  const typename PromptPredictor<S>::MatX& tokens, int T) {
-  using MatX = typename PromptPredictor<S>::MatX;
+Mat<S> predict_prompts(const PromptPredictor<S>& p, const std::type_identity_t<Mat<S>>& tokens, int T) {
   ICL_CHECK_ARG(static_cast<bool>(p.predict), "predict_prompts: '", p.name,
                 "'.predict: expected a callable, got an empty function");
   ICL_CHECK_ARG(p.batch >= 1, "predict_prompts: '", p.name, "'.batch: expected >= 1, got ", p.batch);
   detail::check_prompts(p, tokens.rows(), tokens.cols(), T, "predict_prompts");
   const Eigen::Index B = tokens.cols() / T, P = (T + 1) / 2;
-  MatX out(P, B);
+  Mat<S> out(P, B);
   for (Eigen::Index b0 = 0; b0 < B; b0 += p.batch) {
     const Eigen::Index nb = std::min<Eigen::Index>(p.batch, B - b0);
-    const MatX chunk = tokens.middleCols(b0 * T, nb * T);
-    const MatX r = p.predict(chunk, T);
+    const Mat<S> chunk = tokens.middleCols(b0 * T, nb * T);
+    const Mat<S> r = p.predict(chunk, T);
     ICL_CHECK_ARG(r.rows() == P && r.cols() == nb, "predict_prompts: '", p.name, "': expected ", P, "x", nb,
                   " predictions (x-tokens x prompts), got ", r.rows(), "x", r.cols());
     ICL_CHECK_ARG(r.allFinite(), "predict_prompts: '", p.name, "': returned NaN or Inf");
@@ -242,15 +236,14 @@ Predictor<S> as_predictor(PromptPredictor<S> pp) {
   ICL_CHECK_ARG(pp.dim >= 1, "as_predictor: '", pp.name, "'.dim: expected >= 1, got ", pp.dim);
   P out;
   out.name = pp.name;
-  out.predict = [pp = std::move(pp)](const typename P::MatX& X, const typename P::VecX& y,
-                                     const typename P::MatX& queries) -> typename P::VecX {
+  out.predict = [pp = std::move(pp)](const Mat<S>& X, const Vec<S>& y, const Mat<S>& queries) -> Vec<S> {
     const int d = pp.dim;
     const Eigen::Index i = X.rows(), m = queries.rows();
     ICL_CHECK_ARG(X.cols() == d && queries.cols() == d && y.size() == i, "as_predictor: '", pp.name,
                   "': expected X (n x ", d, "), y (n) and queries (m x ", d, "), got ", X.rows(), "x",
                   X.cols(), ", ", y.size(), ", ", queries.rows(), "x", queries.cols());
     const int T = static_cast<int>(2 * i + 1);
-    typename P::MatX tokens = P::MatX::Zero(d + 1, m * T);
+    Mat<S> tokens = Mat<S>::Zero(d + 1, m * T);
     for (Eigen::Index r = 0; r < m; ++r) {
       for (Eigen::Index j = 0; j < i; ++j) {
         tokens.col(r * T + 2 * j).tail(d) = X.row(j).transpose();
@@ -258,7 +251,7 @@ Predictor<S> as_predictor(PromptPredictor<S> pp) {
       }
       tokens.col(r * T + 2 * i).tail(d) = queries.row(r).transpose();
     }
-    const typename P::MatX pred = predict_prompts(pp, tokens, T);
+    const Mat<S> pred = predict_prompts(pp, tokens, T);
     return pred.row(i).transpose();
   };
   return out;
@@ -302,7 +295,6 @@ template <class S, int D>
 OnlineResult evaluate_online(const data::TaskDistribution& dist,
                              const std::vector<PromptPredictor<S>>& predictors, const OnlineOptions& opt,
                              Rng& rng) {
-  using MatX = typename PromptPredictor<S>::MatX;
   data::validate(dist);
   ICL_CHECK_ARG(dist.n >= 1, "evaluate_online: dist.n: expected >= 1 examples per context, got ", dist.n);
   ICL_CHECK_ARG(opt.n_contexts >= 2, "evaluate_online: opt.n_contexts: expected >= 2, got ", opt.n_contexts);
@@ -326,11 +318,11 @@ OnlineResult evaluate_online(const data::TaskDistribution& dist,
   std::vector<detail::Acc> acc_mspd(static_cast<std::size_t>(npairs));
   OnlineResult res;
   if (opt.keep_predictions) res.predictions.assign(predictors.size(), Eigen::MatrixXd(n, opt.n_contexts));
-  std::vector<MatX> preds(predictors.size());
+  std::vector<Mat<S>> preds(predictors.size());
   for (int c0 = 0; c0 < opt.n_contexts; c0 += opt.batch) {
     const int B = std::min(opt.batch, opt.n_contexts - c0);
-    MatX tokens(D + 1, static_cast<Eigen::Index>(B) * T);
-    MatX Y(n, B);
+    Mat<S> tokens(D + 1, static_cast<Eigen::Index>(B) * T);
+    Mat<S> Y(n, B);
     for (int b = 0; b < B; ++b) {
       const data::Task<S, D> task = data::sample_task<S, D>(dist, rng);
       tokens.middleCols(static_cast<Eigen::Index>(b) * T, T) = data::encode(task).leftCols(T);

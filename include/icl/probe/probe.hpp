@@ -15,6 +15,7 @@
 
 #include "icl/core/error.hpp"
 #include "icl/core/rng.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/nn/activation.hpp"
 #include "icl/nn/param.hpp"
 #include "icl/train/adam.hpp"
@@ -55,8 +56,8 @@ struct ProbeShape {
 template <class S>
 class Probe {
  public:
-  using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  ///< hidden states, weights, outputs
-  using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;               ///< scores, biases
+  using Mat = icl::Mat<S>;  ///< hidden states, weights, outputs (icl::Mat<S>)
+  using Vec = icl::Vec<S>;  ///< scores, biases (icl::Vec<S>)
 
   /// Intermediates of forward() that backward() needs (N = prompts in the batch); reusable across calls.
   struct Cache {
@@ -225,7 +226,7 @@ struct FitOptions {
   /// and deviation (docs/probe.md Eq. (P10b)); the probe's outputs are mapped back, so the scores stay
   /// in target units. Off: the raw targets (whose scale may grow with n, as XᵀY's does).
   bool standardize_targets = false;
-  std::uint64_t seed = 0;        ///< initialisation of the probe
+  std::uint64_t seed = 0;  ///< initialisation of the probe
 };
 
 /// Held-out (and training) scores of a probe: MSE per entry (Eq. (P5)) and R² = 1 − SS_res/SS_tot
@@ -260,10 +261,12 @@ struct ProbeFit {
   /// Per hidden row, 1/σ over the training columns (1 without standardize; 0 for a row constant up
   /// to rounding, σ <= √ε · its RMS, whose centred feature is then 0).
 
-  /// Per target entry, the training mean μ_v and deviation σ_v the probe's outputs are mapped back
-  /// with, v̂ = μ_v + σ_v ⊙ probe(h) (0 and 1 without FitOptions::standardize_targets; σ_v = 1 for an
-  /// entry constant over the training split).
-  Eigen::Matrix<S, Eigen::Dynamic, 1> target_mean, target_std;
+  /// Per target entry, the training mean μ_v the probe's outputs are mapped back with,
+  /// v̂ = μ_v + σ_v ⊙ probe(h) (0 without FitOptions::standardize_targets; Eq. (P10b)).
+  Eigen::Matrix<S, Eigen::Dynamic, 1> target_mean;
+  /// Per target entry, the training deviation σ_v of v̂ = μ_v + σ_v ⊙ probe(h) (1 without
+  /// FitOptions::standardize_targets, and for an entry constant over the training split).
+  Eigen::Matrix<S, Eigen::Dynamic, 1> target_std;
 
   ProbeScore score;          ///< held-out and training MSE and R²
   std::vector<double> loss;  ///< training loss per step (on the standardised targets when used)
@@ -285,11 +288,8 @@ struct ProbeFit {
 /// layer's states) against `targets` (k x N): the first round(train_fraction·N) prompts train it with
 /// Adam (Eq. (P10)), the rest score it (Eq. (P11)).
 template <class S>
-ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hidden, int T,
-                      const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& targets, ProbeShape shape,
+ProbeFit<S> fit_probe(const Mat<S>& hidden, int T, const Mat<S>& targets, ProbeShape shape,
                       const FitOptions& opt) {
-  using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
   ICL_CHECK_ARG(T >= 1 && hidden.cols() % T == 0, "fit_probe: T: expected a prompt length >= 1 dividing the ",
                 hidden.cols(), " columns of hidden, got ", T);
   const Eigen::Index N = hidden.cols() / T;
@@ -309,20 +309,25 @@ ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hi
   shape.positions = T;
   shape.outputs = static_cast<int>(targets.rows());
   Rng rng(opt.seed);
-  ProbeFit<S> fit{Probe<S>(shape, rng), Vec::Zero(hidden.rows()), Vec::Ones(hidden.rows()),
-                  Vec::Zero(targets.rows()), Vec::Ones(targets.rows()), {}, {}};
-  const Mat Htr = hidden.leftCols(n_train * T), Vtr = targets.leftCols(n_train);
+  ProbeFit<S> fit{Probe<S>(shape, rng),
+                  Vec<S>::Zero(hidden.rows()),
+                  Vec<S>::Ones(hidden.rows()),
+                  Vec<S>::Zero(targets.rows()),
+                  Vec<S>::Ones(targets.rows()),
+                  {},
+                  {}};
+  const Mat<S> Htr = hidden.leftCols(n_train * T), Vtr = targets.leftCols(n_train);
   if (opt.standardize_targets) {  // (P10b): v ← (v − μ_v) ⊙ σ_v⁻¹ per entry, over the training split
     fit.target_mean = Vtr.rowwise().mean();
-    const Vec var = (Vtr.colwise() - fit.target_mean).rowwise().squaredNorm() / static_cast<S>(Vtr.cols());
+    const Vec<S> var = (Vtr.colwise() - fit.target_mean).rowwise().squaredNorm() / static_cast<S>(Vtr.cols());
     for (Eigen::Index i = 0; i < var.size(); ++i)
       fit.target_std(i) = var(i) > S(0) ? std::sqrt(var(i)) : S(1);
   }
-  const Mat Vtr_fit =
+  const Mat<S> Vtr_fit =
       ((Vtr.colwise() - fit.target_mean).array().colwise() / fit.target_std.array()).matrix();
   if (opt.standardize) {  // (P10): h ← (h − μ) ⊙ σ⁻¹ per row, μ, σ over the training columns
     fit.mean = Htr.rowwise().mean();
-    const Vec var = (Htr.colwise() - fit.mean).rowwise().squaredNorm() / static_cast<S>(Htr.cols());
+    const Vec<S> var = (Htr.colwise() - fit.mean).rowwise().squaredNorm() / static_cast<S>(Htr.cols());
     // A row whose deviation is at most √ε of its RMS (ε = the machine epsilon of S) holds less than
     // half of S's digits of variation: what a constant row (a bias feature, a construction's pad
     // or ONE row) shows after rounding amplified up to 1/√ε (4096 in float) through the network.
@@ -335,18 +340,18 @@ ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hi
       fit.inv_std(i) = v > eps * ms ? S(1) / std::sqrt(var(i)) : S(0);
     }
   }
-  const auto normalise = [&](const Mat& h) -> Mat {
+  const auto normalise = [&](const Mat<S>& h) -> Mat<S> {
     return ((h.colwise() - fit.mean).array().colwise() * fit.inv_std.array()).matrix();
   };
-  const Mat Xtr = normalise(Htr), Xte = normalise(hidden.rightCols((N - n_train) * T));
-  const Mat Vte = targets.rightCols(N - n_train);
+  const Mat<S> Xtr = normalise(Htr), Xte = normalise(hidden.rightCols((N - n_train) * T));
+  const Mat<S> Vte = targets.rightCols(N - n_train);
   train::AdamConfig cfg;
   cfg.lr = opt.lr;
   train::Adam<S> adam(fit.probe.parameters(), cfg);
   const Eigen::Index bs = opt.batch == 0 ? n_train : std::min<Eigen::Index>(opt.batch, n_train);
   const Eigen::Index chunks = (n_train + bs - 1) / bs;
   typename Probe<S>::Cache c;
-  Mat dout;
+  Mat<S> dout;
   for (int step = 0; step < opt.steps; ++step) {
     const Eigen::Index b0 = (step % chunks) * bs, nb = std::min(bs, n_train - b0);
     const auto Xb = Xtr.middleCols(b0 * T, nb * T);  // a view, no copy
@@ -356,10 +361,10 @@ ProbeFit<S> fit_probe(const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>& hi
     fit.probe.backward(Xb, c, dout);
     adam.step();
   }
-  const auto unstandardise = [&](const Mat& z) -> Mat {
+  const auto unstandardise = [&](const Mat<S>& z) -> Mat<S> {
     return ((z.array().colwise() * fit.target_std.array()).colwise() + fit.target_mean.array()).matrix();
   };
-  const Mat ptr = unstandardise(fit.probe.predict(Xtr)), pte = unstandardise(fit.probe.predict(Xte));
+  const Mat<S> ptr = unstandardise(fit.probe.predict(Xtr)), pte = unstandardise(fit.probe.predict(Xte));
   fit.score.train = static_cast<int>(n_train);
   fit.score.test = static_cast<int>(N - n_train);
   fit.score.train_mse = probe_loss<S>(ptr, Vtr);

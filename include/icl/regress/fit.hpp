@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 #include "icl/regress/algorithms.hpp"
 #include "icl/regress/knn.hpp"
 
@@ -41,11 +42,6 @@ void check_probes(const Eigen::MatrixBase<DX>& X, const Eigen::MatrixBase<DQ>& p
   ICL_CHECK_ARG(probes.allFinite(), where, ": probes: expected finite values, found NaN or Inf");
 }
 
-template <class S>
-using VecX = Eigen::Matrix<S, Eigen::Dynamic, 1>;
-template <class S>
-using MatX = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-
 /// Weights vector type matching X's compile-time column count.
 template <class DX>
 using WeightsOf = Eigen::Matrix<typename DX::Scalar, DX::ColsAtCompileTime, 1>;
@@ -61,7 +57,7 @@ detail::WeightsOf<DX> fit(const Ols&, const Eigen::MatrixBase<DX>& X, const Eige
   detail::check_xy(X, y, "fit(Ols)");
   detail::WeightsOf<DX> w = detail::WeightsOf<DX>::Zero(X.cols());
   if (X.rows() == 0) return w;
-  const Eigen::CompleteOrthogonalDecomposition<detail::MatX<S>> cod(X);
+  const Eigen::CompleteOrthogonalDecomposition<Mat<S>> cod(X);
   w = cod.solve(y.eval());
   return w;
 }
@@ -75,14 +71,14 @@ detail::WeightsOf<DX> fit(const Ridge& a, const Eigen::MatrixBase<DX>& X, const 
   detail::check_xy(X, y, "fit(Ridge)");
   if (a.lambda == 0) return fit(Ols{}, X, y);
   const Eigen::Index n = X.rows(), d = X.cols();
-  detail::MatX<S> A(n + d, d);
+  Mat<S> A(n + d, d);
   A.topRows(n) = X;
   A.bottomRows(d).setZero();
   A.bottomRows(d).diagonal().setConstant(static_cast<S>(std::sqrt(a.lambda)));
-  detail::VecX<S> b = detail::VecX<S>::Zero(n + d);
+  Vec<S> b = Vec<S>::Zero(n + d);
   b.head(n) = y;
   // (COD rather than HouseholderQR: the latter's solve trips GCC 12 -Wmaybe-uninitialized in Eigen)
-  const Eigen::CompleteOrthogonalDecomposition<detail::MatX<S>> qr(A);
+  const Eigen::CompleteOrthogonalDecomposition<Mat<S>> qr(A);
   detail::WeightsOf<DX> w = qr.solve(b);
   return w;
 }
@@ -94,11 +90,11 @@ detail::WeightsOf<DX> fit(const Gd& a, const Eigen::MatrixBase<DX>& X, const Eig
   validate(a, "fit(Gd)");
   detail::check_xy(X, y, "fit(Gd)");
   const S two_lr = static_cast<S>(2 * a.lr), lam = static_cast<S>(a.lambda);
-  const detail::VecX<S> b = X.transpose() * y;
+  const Vec<S> b = X.transpose() * y;
   detail::WeightsOf<DX> w = two_lr * b;  // first step from w0 = 0
   if (a.steps > 1) {
-    const detail::MatX<S> A = X.transpose() * X;
-    detail::VecX<S> g(X.cols());
+    const Mat<S> A = X.transpose() * X;
+    Vec<S> g(X.cols());
     for (int s = 1; s < a.steps; ++s) {
       // compound assignments only: GCC 12 -Wuse-after-free misfires on Eigen's resize-on-assign
       g.head(g.size()) = lam * w - b;  // a block target never resizes
@@ -138,20 +134,19 @@ detail::WeightsOf<DX> fit(const Averaging&, const Eigen::MatrixBase<DX>& X, cons
 /// Predictions of `algo` trained on (X, y) at every row of `probes` (m×d). Linear algorithms:
 /// probes · fit(algo, X, y); Knn: Eqs. (5)-(6) per probe. With n = 0 every prediction is 0.
 template <class A, class DX, class DY, class DQ>
-detail::VecX<typename DX::Scalar> predict(const A& algo, const Eigen::MatrixBase<DX>& X,
-                                          const Eigen::MatrixBase<DY>& y,
-                                          const Eigen::MatrixBase<DQ>& probes) {
+Vec<typename DX::Scalar> predict(const A& algo, const Eigen::MatrixBase<DX>& X,
+                                 const Eigen::MatrixBase<DY>& y, const Eigen::MatrixBase<DQ>& probes) {
   static_assert(is_algorithm_v<A>, "icl::regress::predict: unknown algorithm type");
   using S = typename DX::Scalar;
   detail::check_probes(X, probes, "predict");
   if constexpr (is_linear_v<A>) {
-    const detail::VecX<S> w = fit(algo, X, y);
-    detail::VecX<S> p = probes * w;
+    const Vec<S> w = fit(algo, X, y);
+    Vec<S> p = probes * w;
     return p;
   } else {
     validate(algo, "predict(Knn)");
     detail::check_xy(X, y, "predict(Knn)");
-    detail::VecX<S> p(probes.rows());
+    Vec<S> p(probes.rows());
     std::vector<std::pair<S, Eigen::Index>> order;
     for (Eigen::Index i = 0; i < probes.rows(); ++i)
       p(i) = detail::knn_predict<S>(algo, X, y, X.rows(), probes.row(i), order);

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "icl/core/storage.hpp"
 #include "icl/regress/algorithms.hpp"
 #include "icl/regress/detail/incremental_ls.hpp"
 #include "icl/regress/fit.hpp"
@@ -17,7 +18,7 @@ namespace icl::regress {
 
 namespace detail {
 
-/// Calls f(i, w_i) for i = 0..n-1 where w_i (a VecX<S> of d entries) are the weights of `algo`
+/// Calls f(i, w_i) for i = 0..n-1 where w_i (a Vec<S> of d entries) are the weights of `algo`
 /// after examples 0..i-1 (w_0 = 0). Cost per prefix: Ols/Ridge O(d²) (Eqs. (8)-(11)), Gd with
 /// steps == 1, Sgd, Averaging O(d), Gd with s steps O(s·d²).
 template <class S, class DX, class DY, class F>
@@ -42,9 +43,9 @@ template <class S, class DX, class DY, class F>
 void online_visit(const Gd& a, const Eigen::MatrixBase<DX>& X, const Eigen::MatrixBase<DY>& y, F&& f) {
   const Eigen::Index d = X.cols();
   const S two_lr = static_cast<S>(2 * a.lr), lam = static_cast<S>(a.lambda);
-  VecX<S> b = VecX<S>::Zero(d), w = VecX<S>::Zero(d), g(d);
-  MatX<S> A;
-  if (a.steps > 1) A = MatX<S>::Zero(d, d);
+  Vec<S> b = Vec<S>::Zero(d), w = Vec<S>::Zero(d), g(d);
+  Mat<S> A;
+  if (a.steps > 1) A = Mat<S>::Zero(d, d);
   for (Eigen::Index i = 0; i < X.rows(); ++i) {
     // Eq. (3): w_i from the running moments A = XᵀX, b = Xᵀy (rank-one updates).
     w = two_lr * b;
@@ -62,7 +63,7 @@ void online_visit(const Gd& a, const Eigen::MatrixBase<DX>& X, const Eigen::Matr
 template <class S, class DX, class DY, class F>
 void online_visit(const Sgd& a, const Eigen::MatrixBase<DX>& X, const Eigen::MatrixBase<DY>& y, F&& f) {
   const S two_lr = static_cast<S>(2 * a.lr), lam = static_cast<S>(a.lambda);
-  VecX<S> w = VecX<S>::Zero(X.cols());
+  Vec<S> w = Vec<S>::Zero(X.cols());
   for (Eigen::Index i = 0; i < X.rows(); ++i) {
     f(i, w);
     const S r = X.row(i).dot(w) - y(i);  // Eq. (4)
@@ -73,7 +74,7 @@ void online_visit(const Sgd& a, const Eigen::MatrixBase<DX>& X, const Eigen::Mat
 
 template <class S, class DX, class DY, class F>
 void online_visit(const Averaging&, const Eigen::MatrixBase<DX>& X, const Eigen::MatrixBase<DY>& y, F&& f) {
-  VecX<S> b = VecX<S>::Zero(X.cols()), w = VecX<S>::Zero(X.cols());
+  Vec<S> b = Vec<S>::Zero(X.cols()), w = Vec<S>::Zero(X.cols());
   for (Eigen::Index i = 0; i < X.rows(); ++i) {
     if (i > 0) w.head(w.size()) = b / static_cast<S>(i);  // Eq. (7); block target: no resize
     f(i, w);
@@ -86,27 +87,27 @@ void online_visit(const Averaging&, const Eigen::MatrixBase<DX>& X, const Eigen:
 /// The weights of a linear algorithm after every prefix: column i (of n) holds the weights
 /// fitted on examples 0..i-1 (column 0 is 0). d×n.
 template <class A, class DX, class DY>
-detail::MatX<typename DX::Scalar> online_weights(const A& algo, const Eigen::MatrixBase<DX>& X,
-                                                 const Eigen::MatrixBase<DY>& y) {
+Mat<typename DX::Scalar> online_weights(const A& algo, const Eigen::MatrixBase<DX>& X,
+                                        const Eigen::MatrixBase<DY>& y) {
   static_assert(is_linear_v<A>, "icl::regress::online_weights: the algorithm must be linear (not Knn)");
   using S = typename DX::Scalar;
   validate(algo, "online_weights");
   detail::check_xy(X, y, "online_weights");
-  detail::MatX<S> W(X.cols(), X.rows());
-  detail::online_visit<S>(algo, X, y, [&](Eigen::Index i, const detail::VecX<S>& w) { W.col(i) = w; });
+  Mat<S> W(X.cols(), X.rows());
+  detail::online_visit<S>(algo, X, y, [&](Eigen::Index i, const Vec<S>& w) { W.col(i) = w; });
   return W;
 }
 
 /// The online predictions p (n entries): p(i) = prediction for X.row(i) by `algo` trained on
 /// examples 0..i-1 only; p(0) = 0 (no examples: the prior mean).
 template <class A, class DX, class DY>
-detail::VecX<typename DX::Scalar> online_predictions(const A& algo, const Eigen::MatrixBase<DX>& X,
-                                                     const Eigen::MatrixBase<DY>& y) {
+Vec<typename DX::Scalar> online_predictions(const A& algo, const Eigen::MatrixBase<DX>& X,
+                                            const Eigen::MatrixBase<DY>& y) {
   static_assert(is_algorithm_v<A>, "icl::regress::online_predictions: unknown algorithm type");
   using S = typename DX::Scalar;
   validate(algo, "online_predictions");
   detail::check_xy(X, y, "online_predictions");
-  detail::VecX<S> p(X.rows());
+  Vec<S> p(X.rows());
   if constexpr (std::is_same_v<A, Ols> || std::is_same_v<A, Ridge>) {
     // Eq. (11c): in full mode the prediction for example i comes out of the rotation sweep that
     // adds it; otherwise (OLS below full rank, or a tiny γ) from the weights before adding it.
@@ -127,8 +128,7 @@ detail::VecX<typename DX::Scalar> online_predictions(const A& algo, const Eigen:
       p(i) = pi;
     }
   } else if constexpr (is_linear_v<A>) {
-    detail::online_visit<S>(algo, X, y,
-                            [&](Eigen::Index i, const detail::VecX<S>& w) { p(i) = X.row(i).dot(w); });
+    detail::online_visit<S>(algo, X, y, [&](Eigen::Index i, const Vec<S>& w) { p(i) = X.row(i).dot(w); });
   } else {
     std::vector<std::pair<S, Eigen::Index>> order;
     for (Eigen::Index i = 0; i < X.rows(); ++i) p(i) = detail::knn_predict<S>(algo, X, y, i, X.row(i), order);
@@ -139,13 +139,13 @@ detail::VecX<typename DX::Scalar> online_predictions(const A& algo, const Eigen:
 /// The naive reference protocol: a fresh predict(algo, X[0:i], y[0:i], X.row(i)) per prefix.
 /// O(n) solves; for tests and as the benchmark baseline.
 template <class A, class DX, class DY>
-detail::VecX<typename DX::Scalar> refit_predictions(const A& algo, const Eigen::MatrixBase<DX>& X,
-                                                    const Eigen::MatrixBase<DY>& y) {
+Vec<typename DX::Scalar> refit_predictions(const A& algo, const Eigen::MatrixBase<DX>& X,
+                                           const Eigen::MatrixBase<DY>& y) {
   static_assert(is_algorithm_v<A>, "icl::regress::refit_predictions: unknown algorithm type");
   using S = typename DX::Scalar;
   validate(algo, "refit_predictions");
   detail::check_xy(X, y, "refit_predictions");
-  detail::VecX<S> p(X.rows());
+  Vec<S> p(X.rows());
   for (Eigen::Index i = 0; i < X.rows(); ++i) p(i) = predict(algo, X.topRows(i), y.head(i), X.row(i))(0);
   return p;
 }

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "icl/core/error.hpp"
+#include "icl/core/storage.hpp"
 
 namespace icl::regress::detail {
 
@@ -31,8 +32,8 @@ namespace icl::regress::detail {
 template <class S>
 class IncrementalLs {
  public:
-  using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-  using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+  using Mat = icl::Mat<S>;
+  using Vec = icl::Vec<S>;
 
   /// d >= 1, lambda >= 0 (validated by the caller).
   IncrementalLs(Eigen::Index d, double lambda)

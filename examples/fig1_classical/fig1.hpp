@@ -1,6 +1,7 @@
-/// @file
-/// The classical half of the paper's Fig. 1 (d = 8, noiseless): SPD/d and ILWD/d of Ridge(0.1),
-/// GD, SGD, k-NN and Averaging against OLS per number of examples (docs/metrics.md §4).
+// The classical half of the paper's Fig. 1 (d = 8, noiseless): SPD/d and ILWD/d of Ridge(0.1),
+// GD, SGD, k-NN and Averaging against OLS per number of examples (docs/metrics.md §4). Figure code of
+// the example fig1_classical (it was include/icl/metrics/fig1.hpp, icl::metrics::fig1_classical, ...):
+// the library's part is metrics::evaluate, which any predictor list runs through.
 #pragma once
 
 #include <cstdint>
@@ -12,51 +13,53 @@
 #include "icl/metrics/evaluate.hpp"
 #include "icl/regress/algorithms.hpp"
 
-namespace icl::metrics {
+namespace fig1 {
 
-/// Settings of fig1_classical(); the defaults are the paper's (d = 8 fixed, noiseless, x and w
+namespace mt = icl::metrics;
+
+/// Settings of classical(); the defaults are the paper's (d = 8 fixed, noiseless, x and w
 /// standard normal) with 16 examples per context (the paper's x-axes run to 14).
-struct Fig1Options {
+struct Options {
   int n_examples = 16;     ///< examples per context
   int n_contexts = 256;    ///< contexts averaged over
   int n_probes = 32;       ///< probes per context for ILWD (implicit fit of k-NN)
   std::uint64_t seed = 0;  ///< seed of icl::Rng
 };
 
-// fig1_predictors and fig1_classical are templates (with defaults, so that fig1_predictors() and
-// fig1_classical(opt) read as before) only for compile time: as plain inline functions their bodies
-// instantiated evaluate<double, 8> and every regressor in each translation unit that included
-// icl/metrics.hpp, used or not (4.5-6 s of CPU per TU; docs/performance.md, "Compile time").
+// predictors and classical are templates with defaults so that nothing is instantiated in a
+// translation unit that includes this header without calling them (docs/performance.md, "Compile
+// time": as plain inline functions in icl/metrics.hpp they cost every includer 4.5-6 s of CPU).
 
 /// The predictors of Fig. 1's classical half, OLS first: OLS, Ridge(0.1), GD(0.02), SGD(0.03),
 /// kNN(3, uniform), Averaging (learning rates from the paper's legends, §4).
 /// @tparam S scalar of the predictors (double in Fig. 1)
 template <class S = double>
-std::vector<Predictor<S>> fig1_predictors() {
-  return {predictor<S>(regress::Ols{}),    predictor<S>(regress::Ridge{0.1}),
-          predictor<S>(regress::Gd{0.02}), predictor<S>(regress::Sgd{0.03}),
-          predictor<S>(regress::Knn{3}),   predictor<S>(regress::Averaging{})};
+std::vector<mt::Predictor<S>> predictors() {
+  namespace rg = icl::regress;
+  return {mt::predictor<S>(rg::Ols{}),    mt::predictor<S>(rg::Ridge{0.1}),
+          mt::predictor<S>(rg::Gd{0.02}), mt::predictor<S>(rg::Sgd{0.03}),
+          mt::predictor<S>(rg::Knn{3}),   mt::predictor<S>(rg::Averaging{})};
 }
 
-/// Runs evaluate<double, D>() (D = 8: Fig. 1) on the Fig. 1 setting with fig1_predictors() (plus `extra`
+/// Runs metrics::evaluate<double, D>() (D = 8: Fig. 1) on the Fig. 1 setting with predictors() (plus `extra`
 /// predictors, for example a trained transformer, compared against OLS in the same table).
 /// @tparam D input dimension (the paper's Fig. 1: 8)
 template <int D = 8>
-EvalResult fig1_classical(const Fig1Options& opt = {}, const std::vector<Predictor<double>>& extra = {}) {
-  ICL_CHECK_ARG(opt.n_examples >= 2, "fig1_classical: opt.n_examples: expected >= 2, got ", opt.n_examples);
-  data::TaskDistribution dist{opt.n_examples};
-  std::vector<Predictor<double>> preds = fig1_predictors<double>();
+mt::EvalResult classical(const Options& opt = {}, const std::vector<mt::Predictor<double>>& extra = {}) {
+  ICL_CHECK_ARG(opt.n_examples >= 2, "fig1::classical: opt.n_examples: expected >= 2, got ", opt.n_examples);
+  icl::data::TaskDistribution dist{opt.n_examples};
+  std::vector<mt::Predictor<double>> preds = predictors<double>();
   preds.insert(preds.end(), extra.begin(), extra.end());
-  EvalOptions eo;
+  mt::EvalOptions eo;
   eo.n_contexts = opt.n_contexts;
   eo.n_probes = opt.n_probes;
-  Rng rng(opt.seed);
-  return evaluate<double, D>(dist, preds, eo, rng);
+  icl::Rng rng(opt.seed);
+  return mt::evaluate<double, D>(dist, preds, eo, rng);
 }
 
 /// Prints the Fig. 1 table of `res`: one line per number of examples 1..n−1, SPD/d then ILWD/d
 /// of every predictor against the first one (OLS).
-inline void print_fig1_table(std::ostream& os, const EvalResult& res) {
+inline void print_table(std::ostream& os, const mt::EvalResult& res) {
   const std::string& ref = res.names.front();
   os << "SPD/d and ILWD/d against " << ref << " (d = " << res.d << ", mean over contexts)\n";
   const int w = 16;
@@ -76,4 +79,4 @@ inline void print_fig1_table(std::ostream& os, const EvalResult& res) {
   }
 }
 
-}  // namespace icl::metrics
+}  // namespace fig1
