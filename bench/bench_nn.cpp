@@ -1,6 +1,6 @@
 // Benchmarks of the transformer layers (float, one thread) next to the machine's reference: the
-// single-thread Eigen float GEMM at the layer shapes. Every benchmark reports a FLOP-rate counter
-// "FLOPS" (benchmark::Counter::kIsIterationInvariantRate); the FLOP conventions are in
+// single-thread float GEMMs at the layer shapes (icl's kernels and Eigen's product). Every benchmark reports
+// a FLOP-rate counter "FLOPS" (benchmark::Counter::kIsIterationInvariantRate); the FLOP conventions are in
 // docs/performance.md. bench/torch_nn.py times PyTorch on the same shapes and prints the ratios.
 //
 // Shapes: T = 79 tokens (n = 40: 2n - 1), batch 64, so N = 79 * 64 = 5056 token columns.
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "icl/core/gemm.hpp"
 #include "icl/nn/activation.hpp"
 #include "icl/nn/attention.hpp"
 #include "icl/nn/feed_forward.hpp"
@@ -24,9 +25,32 @@ constexpr int kT = 79;
 constexpr int kBatch = 64;
 constexpr int kN = kT * kBatch;
 
-// ---------------------------------------------------------------- reference: Eigen float GEMM
-// C (m x n) = A (m x k) * B (k x n), 2 m n k FLOPs. Args: m, k, n.
-void gemm(benchmark::State& state) {
+// ---------------------------------------------------------------- references: GEMMs
+// C (m x n) = op(A) op(B) with op(A) m x k and op(B) k x n, 2 m n k FLOPs. Args: m, k, n.
+// "gemm": icl::gemm::multiply on the backend the layers use (icl::gemm::backend(): the compile-time
+// default of this build, named in the label), op = none, none (the forward W X);
+// "gemm_tn": Aᵀ B (the input gradient Wᵀ dY); "gemm_nt": A Bᵀ (the weight gradient dY Xᵀ);
+// "gemm_eigen": Eigen's product C = A B, the reference of the earlier tables.
+void gemm_icl(benchmark::State& state, icl::gemm::Op ta, icl::gemm::Op tb) {
+  using icl::gemm::Op;
+  const Eigen::Index m = state.range(0), k = state.range(1), n = state.range(2);
+  const Eigen::MatrixXf a = ta == Op::none ? Eigen::MatrixXf::Random(m, k) : Eigen::MatrixXf::Random(k, m);
+  const Eigen::MatrixXf b = tb == Op::none ? Eigen::MatrixXf::Random(k, n) : Eigen::MatrixXf::Random(n, k);
+  Eigen::MatrixXf c(m, n);
+  for (auto _ : state) {
+    icl::gemm::multiply<float>(a, ta, b, tb, c);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(icl::gemm::name(icl::gemm::backend()));
+  state.counters["FLOPS"] =
+      benchmark::Counter(2.0 * static_cast<double>(m * n * k), benchmark::Counter::kIsIterationInvariantRate);
+}
+void gemm(benchmark::State& state) { gemm_icl(state, icl::gemm::Op::none, icl::gemm::Op::none); }
+void gemm_tn(benchmark::State& state) { gemm_icl(state, icl::gemm::Op::transpose, icl::gemm::Op::none); }
+void gemm_nt(benchmark::State& state) { gemm_icl(state, icl::gemm::Op::none, icl::gemm::Op::transpose); }
+
+void gemm_eigen(benchmark::State& state) {
   Eigen::setNbThreads(1);
   const Eigen::Index m = state.range(0), k = state.range(1), n = state.range(2);
   const Eigen::MatrixXf a = Eigen::MatrixXf::Random(m, k), b = Eigen::MatrixXf::Random(k, n);
@@ -41,21 +65,39 @@ void gemm(benchmark::State& state) {
 }
 // The linear layers of a block at H in {64, 128, 256, 512} over N tokens: H x H (attention
 // projections), 4H x H and H x 4H (feed-forward), plus a square reference.
-BENCHMARK(gemm)
+#define ICL_BENCH_GEMM_SHAPES(fn) \
+  BENCHMARK(fn)                   \
+      ->ArgNames({"m", "k", "n"}) \
+      ->Args({64, 64, kN})        \
+      ->Args({256, 64, kN})       \
+      ->Args({64, 256, kN})       \
+      ->Args({128, 128, kN})      \
+      ->Args({512, 128, kN})      \
+      ->Args({128, 512, kN})      \
+      ->Args({256, 256, kN})      \
+      ->Args({1024, 256, kN})     \
+      ->Args({256, 1024, kN})     \
+      ->Args({512, 512, kN})      \
+      ->Args({2048, 512, kN})     \
+      ->Args({512, 2048, kN})     \
+      ->Args({1024, 1024, 1024})  \
+      ->Unit(benchmark::kMillisecond)
+ICL_BENCH_GEMM_SHAPES(gemm);
+ICL_BENCH_GEMM_SHAPES(gemm_eigen);
+// the backward's products at the block's shapes: Wᵀ dY (m = H, k = 4H or H) and dY Xᵀ (k = N)
+BENCHMARK(gemm_tn)
     ->ArgNames({"m", "k", "n"})
-    ->Args({64, 64, kN})
-    ->Args({256, 64, kN})
     ->Args({64, 256, kN})
-    ->Args({128, 128, kN})
-    ->Args({512, 128, kN})
     ->Args({128, 512, kN})
-    ->Args({256, 256, kN})
-    ->Args({1024, 256, kN})
     ->Args({256, 1024, kN})
-    ->Args({512, 512, kN})
-    ->Args({2048, 512, kN})
     ->Args({512, 2048, kN})
-    ->Args({1024, 1024, 1024})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(gemm_nt)
+    ->ArgNames({"m", "k", "n"})
+    ->Args({256, kN, 64})
+    ->Args({512, kN, 128})
+    ->Args({1024, kN, 256})
+    ->Args({2048, kN, 512})
     ->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------- layers

@@ -284,3 +284,43 @@ TEST_CASE("grad: Eq. 8 loss", "[nn][grad]") {
   for (int b = 0; b < B; ++b)
     for (int t = 1; t < T; t += 2) CHECK(dout(b * T + t) == 0.0);
 }
+
+// The same checks with the products on icl's GEMM kernels (core/gemm.hpp): the suite is compiled
+// without -march, so its default backend is Eigen's product; here every kernel the CPU has runs
+// the layers' forward and backward (tiny shapes: every product is an edge tile).
+TEST_CASE("grad: layers and whole models on every GEMM kernel", "[nn][grad][gemm]") {
+  for (const icl::gemm::Backend be : {icl::gemm::Backend::avx2, icl::gemm::Backend::avx512}) {
+    if (!icl::gemm::supported(be)) {
+      WARN("icl::gemm backend " << icl::gemm::name(be) << " not supported here: not tested");
+      continue;
+    }
+    icl::gemm::ScopedBackend use(be);
+    INFO("backend " << icl::gemm::name(be));
+    icl::Rng rng(10);
+    {
+      icl::nn::Linear<double, 37, 45> lin;  // more rows than one register tile, columns past NR
+      auto ps = lin.parameters();
+      randomise(ps, rng);
+      Seq<double, 37> x = random_mat(37, 29, rng);
+      Seq<double, 45> y(45, 29);
+      Seq<double, 37> dx(37, 29);
+      check_layer(
+          ps, x,
+          [&]() -> Mat<double> {
+            lin.forward(x, y);
+            return y;
+          },
+          [&](const Mat<double>& R) {
+            lin.forward(x, y);
+            lin.backward(x, Seq<double, 45>(R), dx);
+            return dx;
+          },
+          rng);
+    }
+    check_block<icl::nn::PreLNBlock<double, 6, 3, 5>>(icl::nn::PreLNBlockOptions{}, rng);
+    icl::nn::PreLNTransformer<double, 2, 4, 2, 8, 7> pre(2, {}, {true});
+    check_model(pre, rng, 5, 3);
+    icl::nn::PaperTransformer<double, 3, 6, 2, 5, 9> paper(2);
+    check_model(paper, rng, 7, 2);
+  }
+}
