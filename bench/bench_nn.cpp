@@ -100,6 +100,42 @@ BENCHMARK(gemm_nt)
     ->Args({2048, kN, 512})
     ->Unit(benchmark::kMillisecond);
 
+// ---------------------------------------------------------------- the core's FMA peak
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
+// One core's float FMA peak for the widest vectors this build targets (the denominator of "% of
+// peak" in docs/performance.md): 12 independent FMA chains per loop trip (more than latency x FMA
+// ports on any x86 core so far), 2 x lanes FLOPs each, written in asm so that the compiler can
+// neither merge nor drop the chains. frequency x FLOPs per cycle, measured rather than assumed.
+void fma_peak(benchmark::State& state) {
+  constexpr long kTrips = 1 << 22;
+#if defined(__AVX512F__)
+  constexpr double kLanes = 16;
+#define ICL_R(i) "vfmadd231ps %%zmm0, %%zmm0, %%zmm" #i "\n"
+  state.SetLabel("zmm (AVX-512)");
+#else
+  constexpr double kLanes = 8;
+#define ICL_R(i) "vfmadd231ps %%ymm0, %%ymm0, %%ymm" #i "\n"
+  state.SetLabel("ymm (AVX2 + FMA)");
+#endif
+  for (auto _ : state) {
+    long n = kTrips;
+    asm volatile("vxorps %%xmm0, %%xmm0, %%xmm0\n"
+                 "1:\n" ICL_R(1) ICL_R(2) ICL_R(3) ICL_R(4) ICL_R(5) ICL_R(6) ICL_R(7) ICL_R(8) ICL_R(9) ICL_R(10)
+                     ICL_R(11) ICL_R(12) "dec %0\n"
+                 "jnz 1b\n"
+                 : "+r"(n)
+                 :
+                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                   "xmm12", "cc");
+  }
+#undef ICL_R
+  state.counters["FLOPS"] =
+      benchmark::Counter(12.0 * 2 * kLanes * double(kTrips), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(fma_peak)->Unit(benchmark::kMillisecond);
+#endif
+
 // ---------------------------------------------------------------- layers
 // Forward FLOPs per call on the whole batch (keep equal to bench/torch_nn.py); forward+backward
 // counts 3x (input gradient + weight gradient each cost one forward). Elementwise layers get

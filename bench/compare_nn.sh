@@ -30,7 +30,7 @@ trap 'rm -rf "$out"' EXIT
 
 hs=$(IFS='|'; echo "${widths[*]}")
 gemms=$(for h in "${widths[@]}"; do printf 'gemm/m:%s/k:%s/n:5056$|' $((4 * h)) "$h"; done)
-filter=${FILTER:-"^(${gemms%|}|block/(fwd|fwdbwd)/H:($hs)$)"}
+filter=${FILTER:-"^(fma_peak$|${gemms%|}|block/(fwd|fwdbwd)/H:($hs)$)"}
 
 . "$here/anchor_env.sh"
 detected=$ANCHOR_DETECTED

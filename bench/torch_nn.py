@@ -197,17 +197,29 @@ def main():
         key = f"gemm/m:{4 * H}/k:{H}/n:{N}"
         return ours.get(key, (float("nan"), float("nan")))[1], key
 
-    print("| benchmark | icl ms | icl GFLOP/s | icl % of ref GEMM (ref) | torch ms (best) | torch GFLOP/s | "
-          "icl speed vs torch |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    def openblas_rate(name):
+        """PyTorch's (OpenBLAS's) rate on the block's largest product at the row's width, same run."""
+        if "/H:" not in name:
+            return float("nan")
+        H = int(name.rsplit("H:", 1)[1])
+        t_fl = tt.get(f"gemm/m:{4 * H}/k:{H}/n:{N}")
+        return t_fl[1] / t_fl[0] if t_fl else float("nan")
+
+    if "fma_peak" in ours:
+        print(f"one core's FMA peak (fma_peak, same run): {ours['fma_peak'][1] / 1e9:.1f} GFLOP/s")
+    print("| benchmark | icl ms | icl GFLOP/s | icl % of ref GEMM (ref) | icl % of OpenBLAS GEMM | torch ms (best) | "
+          "torch GFLOP/s | icl speed vs torch |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, (t, fl) in tt.items():
         o = ours.get(name)
         if o:
             ref, key = ref_rate(name)
-            print(f"| {name} | {o[0] * 1e3:.2f} | {fl / o[0] / 1e9:.1f} | {100 * fl / o[0] / ref:.0f}% ({key}) | "
+            ob = openblas_rate(name)
+            obs = f"{100 * fl / o[0] / ob:.0f}%" if ob == ob else "-"
+            print(f"| {name} | {o[0] * 1e3:.2f} | {fl / o[0] / 1e9:.1f} | {100 * fl / o[0] / ref:.0f}% ({key}) | {obs} | "
                   f"{t * 1e3:.2f} | {fl / t / 1e9:.1f} | {t / o[0]:.2f}x |")
         else:
-            print(f"| {name} | - | - | - | {t * 1e3:.2f} | {fl / t / 1e9:.1f} | - |")
+            print(f"| {name} | - | - | - | - | {t * 1e3:.2f} | {fl / t / 1e9:.1f} | - |")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,64 @@ ICL_GEMM_TARGET void pack_a(bool trans, const typename T::S* a, long lda, long i
   }
 }
 
+/// Packs `kc` rows x NR columns of a column-major float B (column stride ldb) into dst[p][j], by
+/// 8 x 8 and 4 x 8 in-register transposes (8 rows at a time; the last kc % 8 rows and NR % 4 columns
+/// one by one). The scalar loop reads NR strided values per row and was 12 % of the block's time at
+/// H = 64, where the products have few rows to reuse each packed value for.
+template <int NR>
+ICL_GEMM_TARGET void pack_b_f32_cols(const float* src, long ldb, long kc, float* dst) {
+  long p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    int j = 0;
+    for (; j + 8 <= NR; j += 8) {
+      const float* s0 = src + j * ldb + p;
+      const __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + ldb),
+                   r2 = _mm256_loadu_ps(s0 + 2 * ldb), r3 = _mm256_loadu_ps(s0 + 3 * ldb),
+                   r4 = _mm256_loadu_ps(s0 + 4 * ldb), r5 = _mm256_loadu_ps(s0 + 5 * ldb),
+                   r6 = _mm256_loadu_ps(s0 + 6 * ldb), r7 = _mm256_loadu_ps(s0 + 7 * ldb);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+      const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + p * NR + j;
+      _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(d + NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(d + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(d + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(d + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(d + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(d + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(d + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; j + 4 <= NR; j += 4) {
+      const float* s0 = src + j * ldb + p;
+      const __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + ldb),
+                   r2 = _mm256_loadu_ps(s0 + 2 * ldb), r3 = _mm256_loadu_ps(s0 + 3 * ldb);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      float* d = dst + p * NR + j;
+      _mm_storeu_ps(d, _mm256_castps256_ps128(u0));
+      _mm_storeu_ps(d + NR, _mm256_castps256_ps128(u1));
+      _mm_storeu_ps(d + 2 * NR, _mm256_castps256_ps128(u2));
+      _mm_storeu_ps(d + 3 * NR, _mm256_castps256_ps128(u3));
+      _mm_storeu_ps(d + 4 * NR, _mm256_extractf128_ps(u0, 1));
+      _mm_storeu_ps(d + 5 * NR, _mm256_extractf128_ps(u1, 1));
+      _mm_storeu_ps(d + 6 * NR, _mm256_extractf128_ps(u2, 1));
+      _mm_storeu_ps(d + 7 * NR, _mm256_extractf128_ps(u3, 1));
+    }
+    for (; j < NR; ++j)
+      for (int i = 0; i < 8; ++i) dst[(p + i) * NR + j] = src[j * ldb + p + i];
+  }
+  for (; p < kc; ++p)
+    for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j * ldb + p];
+}
+
 /// Packs rows [p0, p0 + kc) x columns [j0, j0 + nc) of op(B) into NR-wide micro-panels:
 /// dst[panel][p][j], zero-padded to a multiple of NR columns.
 template <class T>
@@ -66,7 +124,10 @@ ICL_GEMM_TARGET void pack_b(bool trans, const typename T::S* b, long ldb, long p
       // op(B)(p, j) = b[p + j ldb]: each column j is a contiguous run over p; p outermost, so that
       // dst is written in order while `cols` read streams advance together
       const S* src = b + p0 + (j0 + jr) * ldb;
-      if (cols == NR) {
+      if (cols == NR && std::is_same_v<S, float>) {
+        if constexpr (std::is_same_v<S, float>) pack_b_f32_cols<NR>(src, ldb, kc, dst);
+        dst += NR * kc;
+      } else if (cols == NR) {
         for (long p = 0; p < kc; ++p, dst += NR)
 #pragma GCC unroll 32
           for (int j = 0; j < NR; ++j) dst[j] = src[p + j * ldb];
