@@ -8,6 +8,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "icl/core/gemm.hpp"
@@ -24,6 +25,18 @@ namespace {
 constexpr int kT = 79;
 constexpr int kBatch = 64;
 constexpr int kN = kT * kBatch;
+
+// ICL_BENCH_GEMM_BACKEND=eigen|avx2|avx512 runs every layer (and "gemm") on that backend instead of
+// this build's compile-time default: the before/after of docs/performance.md "GEMM kernels".
+const int kBackendSet = [] {
+  if (const char* b = std::getenv("ICL_BENCH_GEMM_BACKEND")) {
+    const std::string v = b;
+    icl::gemm::set_backend(v == "eigen"  ? icl::gemm::Backend::eigen
+                           : v == "avx2" ? icl::gemm::Backend::avx2
+                                         : icl::gemm::Backend::avx512);
+  }
+  return 0;
+}();
 
 // ---------------------------------------------------------------- references: GEMMs
 // C (m x n) = op(A) op(B) with op(A) m x k and op(B) k x n, 2 m n k FLOPs. Args: m, k, n.
