@@ -44,11 +44,11 @@ const int kBackendSet = [] {
 // default of this build, named in the label), op = none, none (the forward W X);
 // "gemm_tn": Aᵀ B (the input gradient Wᵀ dY); "gemm_nt": A Bᵀ (the weight gradient dY Xᵀ);
 // "gemm_eigen": Eigen's product C = A B, the reference of the earlier tables.
-void gemm_icl(benchmark::State& state, icl::gemm::Op ta, icl::gemm::Op tb) {
-  using icl::gemm::Op;
+void gemm_icl(benchmark::State& state, icl::gemm::Trans ta, icl::gemm::Trans tb) {
+  using icl::gemm::Trans;
   const Eigen::Index m = state.range(0), k = state.range(1), n = state.range(2);
-  const Eigen::MatrixXf a = ta == Op::none ? Eigen::MatrixXf::Random(m, k) : Eigen::MatrixXf::Random(k, m);
-  const Eigen::MatrixXf b = tb == Op::none ? Eigen::MatrixXf::Random(k, n) : Eigen::MatrixXf::Random(n, k);
+  const Eigen::MatrixXf a = ta == Trans::none ? Eigen::MatrixXf::Random(m, k) : Eigen::MatrixXf::Random(k, m);
+  const Eigen::MatrixXf b = tb == Trans::none ? Eigen::MatrixXf::Random(k, n) : Eigen::MatrixXf::Random(n, k);
   Eigen::MatrixXf c(m, n);
   for (auto _ : state) {
     icl::gemm::multiply<float>(a, ta, b, tb, c);
@@ -59,9 +59,13 @@ void gemm_icl(benchmark::State& state, icl::gemm::Op ta, icl::gemm::Op tb) {
   state.counters["FLOPS"] =
       benchmark::Counter(2.0 * static_cast<double>(m * n * k), benchmark::Counter::kIsIterationInvariantRate);
 }
-void gemm(benchmark::State& state) { gemm_icl(state, icl::gemm::Op::none, icl::gemm::Op::none); }
-void gemm_tn(benchmark::State& state) { gemm_icl(state, icl::gemm::Op::transpose, icl::gemm::Op::none); }
-void gemm_nt(benchmark::State& state) { gemm_icl(state, icl::gemm::Op::none, icl::gemm::Op::transpose); }
+void gemm(benchmark::State& state) { gemm_icl(state, icl::gemm::Trans::none, icl::gemm::Trans::none); }
+void gemm_tn(benchmark::State& state) {
+  gemm_icl(state, icl::gemm::Trans::transpose, icl::gemm::Trans::none);
+}
+void gemm_nt(benchmark::State& state) {
+  gemm_icl(state, icl::gemm::Trans::none, icl::gemm::Trans::transpose);
+}
 
 void gemm_eigen(benchmark::State& state) {
   Eigen::setNbThreads(1);

@@ -29,7 +29,7 @@ namespace {
 
 using icl::Mat;
 using icl::gemm::Backend;
-using icl::gemm::Op;
+using icl::gemm::Trans;
 
 std::vector<Backend> kernel_backends() {
   std::vector<Backend> out;
@@ -74,9 +74,9 @@ const std::vector<Shape>& shapes() {
 }
 
 template <class S>
-void check_exact(Backend be, Op ta, Op tb, const Shape& sh, S beta, icl::Rng& rng) {
-  const Mat<S> A = ta == Op::none ? integer_mat<S>(sh.m, sh.k, rng) : integer_mat<S>(sh.k, sh.m, rng);
-  const Mat<S> B = tb == Op::none ? integer_mat<S>(sh.k, sh.n, rng) : integer_mat<S>(sh.n, sh.k, rng);
+void check_exact(Backend be, Trans ta, Trans tb, const Shape& sh, S beta, icl::Rng& rng) {
+  const Mat<S> A = ta == Trans::none ? integer_mat<S>(sh.m, sh.k, rng) : integer_mat<S>(sh.k, sh.m, rng);
+  const Mat<S> B = tb == Trans::none ? integer_mat<S>(sh.k, sh.n, rng) : integer_mat<S>(sh.n, sh.k, rng);
   const Mat<S> C0 = integer_mat<S>(sh.m, sh.n, rng);
   Mat<S> ref = C0, got = C0;
   if (beta == S(0)) got.setConstant(std::numeric_limits<S>::quiet_NaN());  // beta = 0 never reads C
@@ -90,15 +90,15 @@ void check_exact(Backend be, Op ta, Op tb, const Shape& sh, S beta, icl::Rng& rn
     icl::gemm::gemm<S>(ta, tb, sh.m, sh.n, sh.k, S(1), A.data(), A.rows(), B.data(), B.rows(), beta,
                        got.data(), sh.m);
   }
-  INFO(icl::gemm::name(be) << " " << (ta == Op::none ? "N" : "T") << (tb == Op::none ? "N" : "T") << " m "
-                           << sh.m << " n " << sh.n << " k " << sh.k << " beta " << beta);
+  INFO(icl::gemm::name(be) << " " << (ta == Trans::none ? "N" : "T") << (tb == Trans::none ? "N" : "T")
+                           << " m " << sh.m << " n " << sh.n << " k " << sh.k << " beta " << beta);
   CHECK((got.array() == ref.array()).all());
 }
 
 template <class S>
-void check_bounded(Backend be, Op ta, Op tb, const Shape& sh, S alpha, S beta, icl::Rng& rng) {
-  const Mat<S> A = ta == Op::none ? real_mat<S>(sh.m, sh.k, rng) : real_mat<S>(sh.k, sh.m, rng);
-  const Mat<S> B = tb == Op::none ? real_mat<S>(sh.k, sh.n, rng) : real_mat<S>(sh.n, sh.k, rng);
+void check_bounded(Backend be, Trans ta, Trans tb, const Shape& sh, S alpha, S beta, icl::Rng& rng) {
+  const Mat<S> A = ta == Trans::none ? real_mat<S>(sh.m, sh.k, rng) : real_mat<S>(sh.k, sh.m, rng);
+  const Mat<S> B = tb == Trans::none ? real_mat<S>(sh.k, sh.n, rng) : real_mat<S>(sh.n, sh.k, rng);
   const Mat<S> C0 = real_mat<S>(sh.m, sh.n, rng);
   Mat<S> ref = C0, got = C0;
   {
@@ -111,16 +111,16 @@ void check_bounded(Backend be, Op ta, Op tb, const Shape& sh, S alpha, S beta, i
     icl::gemm::gemm<S>(ta, tb, sh.m, sh.n, sh.k, alpha, A.data(), A.rows(), B.data(), B.rows(), beta,
                        got.data(), sh.m);
   }
-  const Mat<S> absA = (ta == Op::none ? Mat<S>(A.cwiseAbs()) : Mat<S>(A.transpose().cwiseAbs()));
-  const Mat<S> absB = (tb == Op::none ? Mat<S>(B.cwiseAbs()) : Mat<S>(B.transpose().cwiseAbs()));
+  const Mat<S> absA = (ta == Trans::none ? Mat<S>(A.cwiseAbs()) : Mat<S>(A.transpose().cwiseAbs()));
+  const Mat<S> absB = (tb == Trans::none ? Mat<S>(B.cwiseAbs()) : Mat<S>(B.transpose().cwiseAbs()));
   const double u = std::numeric_limits<S>::epsilon() / 2;
   const double nu = double(sh.k + 2) * u;
   const double gamma = nu / (1 - nu);
   const Mat<S> scale = std::abs(alpha) * (absA * absB) + std::abs(beta) * C0.cwiseAbs();
   const Mat<S> bound = (2 * gamma * 1.01) * scale;
-  INFO(icl::gemm::name(be) << " " << (ta == Op::none ? "N" : "T") << (tb == Op::none ? "N" : "T") << " m "
-                           << sh.m << " n " << sh.n << " k " << sh.k << " alpha " << alpha << " beta "
-                           << beta);
+  INFO(icl::gemm::name(be) << " " << (ta == Trans::none ? "N" : "T") << (tb == Trans::none ? "N" : "T")
+                           << " m " << sh.m << " n " << sh.n << " k " << sh.k << " alpha " << alpha
+                           << " beta " << beta);
   const Mat<S> err = (got - ref).cwiseAbs();
   CHECK(((err.array() <= bound.array()) && got.array().isFinite()).all());
 }
@@ -129,8 +129,8 @@ template <class S>
 void run_all() {
   icl::Rng rng(2026);
   for (const Backend be : kernel_backends())
-    for (const Op ta : {Op::none, Op::transpose})
-      for (const Op tb : {Op::none, Op::transpose})
+    for (const Trans ta : {Trans::none, Trans::transpose})
+      for (const Trans tb : {Trans::none, Trans::transpose})
         for (const Shape& sh : shapes()) {
           check_exact<S>(be, ta, tb, sh, S(0), rng);
           check_exact<S>(be, ta, tb, sh, S(1), rng);
@@ -162,12 +162,12 @@ TEST_CASE("gemm: strided operands and a block of C", "[core][gemm]") {
       Mat<S> ref = Cbig0, got = Cbig0;
       {
         icl::gemm::ScopedBackend use(Backend::eigen);
-        icl::gemm::multiply<S>(Abig.block(3, 2, 41, 37), Op::none, Bbig.block(5, 7, 37, 45), Op::none,
+        icl::gemm::multiply<S>(Abig.block(3, 2, 41, 37), Trans::none, Bbig.block(5, 7, 37, 45), Trans::none,
                                ref.block(4, 9, 41, 45), acc);
       }
       {
         icl::gemm::ScopedBackend use(be);
-        icl::gemm::multiply<S>(Abig.block(3, 2, 41, 37), Op::none, Bbig.block(5, 7, 37, 45), Op::none,
+        icl::gemm::multiply<S>(Abig.block(3, 2, 41, 37), Trans::none, Bbig.block(5, 7, 37, 45), Trans::none,
                                got.block(4, 9, 41, 45), acc);
       }
       INFO(icl::gemm::name(be) << " accumulate " << acc);
@@ -176,13 +176,13 @@ TEST_CASE("gemm: strided operands and a block of C", "[core][gemm]") {
       Mat<S> ref2 = Cbig0, got2 = Cbig0;
       {
         icl::gemm::ScopedBackend use(Backend::eigen);
-        icl::gemm::multiply<S>(Abig.block(1, 1, 37, 41), Op::transpose, Bbig.block(2, 3, 45, 37),
-                               Op::transpose, ref2.block(0, 0, 41, 45), acc);
+        icl::gemm::multiply<S>(Abig.block(1, 1, 37, 41), Trans::transpose, Bbig.block(2, 3, 45, 37),
+                               Trans::transpose, ref2.block(0, 0, 41, 45), acc);
       }
       {
         icl::gemm::ScopedBackend use(be);
-        icl::gemm::multiply<S>(Abig.block(1, 1, 37, 41), Op::transpose, Bbig.block(2, 3, 45, 37),
-                               Op::transpose, got2.block(0, 0, 41, 45), acc);
+        icl::gemm::multiply<S>(Abig.block(1, 1, 37, 41), Trans::transpose, Bbig.block(2, 3, 45, 37),
+                               Trans::transpose, got2.block(0, 0, 41, 45), acc);
       }
       CHECK((got2.array() == ref2.array()).all());
     }
@@ -194,14 +194,16 @@ TEST_CASE("gemm: sizes zero and k = 0", "[core][gemm]") {
     if (!icl::gemm::supported(be)) continue;
     icl::gemm::ScopedBackend use(be);
     Mat<double> A(3, 0), B(0, 4), C = Mat<double>::Constant(3, 4, 2.0);
-    icl::gemm::multiply<double>(A, Op::none, B, Op::none, C, true);  // C += (3 x 0)(0 x 4): unchanged
+    icl::gemm::multiply<double>(A, Trans::none, B, Trans::none, C, true);  // C += (3 x 0)(0 x 4): unchanged
     CHECK((C.array() == 2.0).all());
-    icl::gemm::gemm<double>(Op::none, Op::none, 3, 4, 0, 1.0, A.data(), 3, B.data(), 1, 0.5, C.data(), 3);
+    icl::gemm::gemm<double>(Trans::none, Trans::none, 3, 4, 0, 1.0, A.data(), 3, B.data(), 1, 0.5, C.data(),
+                            3);
     CHECK((C.array() == 1.0).all());  // beta C
-    icl::gemm::gemm<double>(Op::none, Op::none, 3, 4, 0, 1.0, A.data(), 3, B.data(), 1, 0.0, C.data(), 3);
+    icl::gemm::gemm<double>(Trans::none, Trans::none, 3, 4, 0, 1.0, A.data(), 3, B.data(), 1, 0.0, C.data(),
+                            3);
     CHECK((C.array() == 0.0).all());  // beta = 0 writes zeros
     Mat<double> E(0, 5);
-    icl::gemm::multiply<double>(Mat<double>(0, 2), Op::none, Mat<double>(2, 5), Op::none,
+    icl::gemm::multiply<double>(Mat<double>(0, 2), Trans::none, Mat<double>(2, 5), Trans::none,
                                 E);  // nothing to do
     CHECK(E.size() == 0);
   }
@@ -211,21 +213,21 @@ TEST_CASE("gemm: bad arguments are refused with the argument named", "[core][gem
   Mat<float> A(4, 3), B(5, 6), C(4, 6);
   A.setOnes();
   B.setOnes();
-  CHECK_INVALID(icl::gemm::multiply<float>(A, Op::none, B, Op::none, C), "inner dimensions must agree");
+  CHECK_INVALID(icl::gemm::multiply<float>(A, Trans::none, B, Trans::none, C), "inner dimensions must agree");
   Mat<float> B3(3, 6), Cbad(5, 6);
-  CHECK_INVALID(icl::gemm::multiply<float>(A, Op::none, B3, Op::none, Cbad), "C: expected 4 x 6");
-  CHECK_INVALID(
-      icl::gemm::gemm<float>(Op::none, Op::none, 4, 6, 3, 1.f, A.data(), 3, B3.data(), 3, 0.f, C.data(), 4),
-      "lda: expected >= 4");
-  CHECK_INVALID(icl::gemm::gemm<float>(Op::none, Op::transpose, 4, 6, 3, 1.f, A.data(), 4, B3.data(), 3, 0.f,
+  CHECK_INVALID(icl::gemm::multiply<float>(A, Trans::none, B3, Trans::none, Cbad), "C: expected 4 x 6");
+  CHECK_INVALID(icl::gemm::gemm<float>(Trans::none, Trans::none, 4, 6, 3, 1.f, A.data(), 3, B3.data(), 3, 0.f,
                                        C.data(), 4),
+                "lda: expected >= 4");
+  CHECK_INVALID(icl::gemm::gemm<float>(Trans::none, Trans::transpose, 4, 6, 3, 1.f, A.data(), 4, B3.data(), 3,
+                                       0.f, C.data(), 4),
                 "ldb: expected >= 6");
-  CHECK_INVALID(
-      icl::gemm::gemm<float>(Op::none, Op::none, 4, 6, 3, 1.f, A.data(), 4, B3.data(), 3, 0.f, C.data(), 2),
-      "ldc: expected >= 4");
-  CHECK_INVALID(
-      icl::gemm::gemm<float>(Op::none, Op::none, -1, 6, 3, 1.f, A.data(), 4, B3.data(), 3, 0.f, C.data(), 4),
-      "sizes must be >= 0");
+  CHECK_INVALID(icl::gemm::gemm<float>(Trans::none, Trans::none, 4, 6, 3, 1.f, A.data(), 4, B3.data(), 3, 0.f,
+                                       C.data(), 2),
+                "ldc: expected >= 4");
+  CHECK_INVALID(icl::gemm::gemm<float>(Trans::none, Trans::none, -1, 6, 3, 1.f, A.data(), 4, B3.data(), 3,
+                                       0.f, C.data(), 4),
+                "sizes must be >= 0");
 }
 
 TEST_CASE("gemm: backend selection", "[core][gemm]") {

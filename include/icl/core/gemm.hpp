@@ -25,16 +25,18 @@
 #include "icl/core/storage.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+/// 1: icl's kernels are compiled (x86-64 with GCC or Clang); 0: only Eigen's product.
 #define ICL_GEMM_X86 1
 #include <immintrin.h>
 #else
+/// 1: icl's kernels are compiled (x86-64 with GCC or Clang); 0: only Eigen's product.
 #define ICL_GEMM_X86 0
 #endif
 
 namespace icl::gemm {
 
 /// Whether an operand enters the product as stored or transposed.
-enum class Op {
+enum class Trans {
   none,      ///< op(X) = X
   transpose  ///< op(X) = Xᵀ
 };
@@ -257,10 +259,10 @@ void eigen_gemm(bool ta, bool tb, Eigen::Index m, Eigen::Index n, Eigen::Index k
 }
 
 template <class S>
-void check_operands(const char* who, Op ta, Op tb, Eigen::Index ar, Eigen::Index ac, Eigen::Index br,
+void check_operands(const char* who, Trans ta, Trans tb, Eigen::Index ar, Eigen::Index ac, Eigen::Index br,
                     Eigen::Index bc, Eigen::Index cr, Eigen::Index cc) {
-  const Eigen::Index m = ta == Op::none ? ar : ac, ka = ta == Op::none ? ac : ar;
-  const Eigen::Index kb = tb == Op::none ? br : bc, n = tb == Op::none ? bc : br;
+  const Eigen::Index m = ta == Trans::none ? ar : ac, ka = ta == Trans::none ? ac : ar;
+  const Eigen::Index kb = tb == Trans::none ? br : bc, n = tb == Trans::none ? bc : br;
   ICL_CHECK_ARG(ka == kb, who, ": op(A) is ", m, " x ", ka, " and op(B) is ", kb, " x ", n,
                 ": the inner dimensions must agree");
   ICL_CHECK_ARG(cr == m && cc == n, who, ": C: expected ", m, " x ", n, " (op(A) op(B)), got ", cr, " x ",
@@ -276,11 +278,11 @@ void check_operands(const char* who, Op ta, Op tb, Eigen::Index ar, Eigen::Index
 /// @throws icl::InvalidArgument on a negative size or a leading dimension smaller than the rows
 ///         of the stored matrix.
 template <class S>
-void gemm(Op ta, Op tb, Eigen::Index m, Eigen::Index n, Eigen::Index k, S alpha, const S* a, Eigen::Index lda,
-          const S* b, Eigen::Index ldb, S beta, S* c, Eigen::Index ldc) {
+void gemm(Trans ta, Trans tb, Eigen::Index m, Eigen::Index n, Eigen::Index k, S alpha, const S* a,
+          Eigen::Index lda, const S* b, Eigen::Index ldb, S beta, S* c, Eigen::Index ldc) {
   ICL_CHECK_ARG(m >= 0 && n >= 0 && k >= 0, "icl::gemm::gemm: sizes must be >= 0, got m = ", m, ", n = ", n,
                 ", k = ", k);
-  const bool at = ta == Op::transpose, bt = tb == Op::transpose;
+  const bool at = ta == Trans::transpose, bt = tb == Trans::transpose;
   const Eigen::Index a_rows = at ? k : m, b_rows = bt ? n : k;
   ICL_CHECK_ARG(lda >= (a_rows > 1 ? a_rows : 1), "icl::gemm::gemm: lda: expected >= ", a_rows,
                 " (rows of the stored A), got ", lda);
@@ -319,11 +321,11 @@ void gemm(Op ta, Op tb, Eigen::Index m, Eigen::Index n, Eigen::Index k, S alpha,
 /// Eigen column-major operands with unit inner stride (matrices, Maps, Refs, column blocks).
 /// @throws icl::InvalidArgument if the shapes do not agree (naming both).
 template <class S>
-void multiply(const Eigen::Ref<const Mat<S>>& A, Op ta, const Eigen::Ref<const Mat<S>>& B, Op tb,
+void multiply(const Eigen::Ref<const Mat<S>>& A, Trans ta, const Eigen::Ref<const Mat<S>>& B, Trans tb,
               Eigen::Ref<Mat<S>> C, bool accumulate = false, S alpha = S(1)) {
   detail::check_operands<S>("icl::gemm::multiply", ta, tb, A.rows(), A.cols(), B.rows(), B.cols(), C.rows(),
                             C.cols());
-  const Eigen::Index k = ta == Op::none ? A.cols() : A.rows();
+  const Eigen::Index k = ta == Trans::none ? A.cols() : A.rows();
   gemm<S>(ta, tb, C.rows(), C.cols(), k, alpha, A.data(), A.outerStride() > 0 ? A.outerStride() : 1, B.data(),
           B.outerStride() > 0 ? B.outerStride() : 1, accumulate ? S(1) : S(0), C.data(),
           C.outerStride() > 0 ? C.outerStride() : 1);

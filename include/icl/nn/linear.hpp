@@ -61,9 +61,9 @@ class Linear {
       // y = b 1ᵀ, then the product accumulates onto it: one pass over y fewer than writing W x
       // (which Eigen's GEMM starts by zeroing y) and adding b afterwards
       y.colwise() = Eigen::Map<const Vec<S>>(b_.data(), NOut);
-      gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Op::none, x, gemm::Op::none, y, true);
+      gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Trans::none, x, gemm::Trans::none, y, true);
     } else {
-      gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Op::none, x, gemm::Op::none, y, false);
+      gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Trans::none, x, gemm::Trans::none, y, false);
     }
   }
 
@@ -73,15 +73,15 @@ class Linear {
     ICL_CHECK_ARG(y.cols() == x.cols(), "Linear::forward_add: y: expected ", x.cols(),
                   " columns (as x), got ", y.cols());
     if (has_bias_) y.colwise() += Eigen::Map<const Vec<S>>(b_.data(), NOut);
-    gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Op::none, x, gemm::Op::none, y, true);
+    gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Trans::none, x, gemm::Trans::none, y, true);
   }
 
   /// Accumulates parameter gradients for upstream dy at input x: dW += dy xᵀ, db += dy 1 (Eq. L1).
   void accumulate_grad(const In<S>& x, const In<S>& dy) {
     ICL_CHECK_ARG(dy.cols() == x.cols(), "Linear::accumulate_grad: dy: expected ", x.cols(),
                   " columns (as x), got ", dy.cols());
-    gemm::multiply<S>(dy, gemm::Op::none, x, gemm::Op::transpose, Eigen::Map<Mat<S>>(dw_.data(), NOut, NIn),
-                      true);
+    gemm::multiply<S>(dy, gemm::Trans::none, x, gemm::Trans::transpose,
+                      Eigen::Map<Mat<S>>(dw_.data(), NOut, NIn), true);
     if (has_bias_) Eigen::Map<Mat<S>>(db_.data(), NOut, 1).noalias() += dy.rowwise().sum();
   }
 
@@ -89,7 +89,8 @@ class Linear {
   void backward_input(const In<S>& dy, Out<S> dx) const {
     ICL_CHECK_ARG(dx.cols() == dy.cols(), "Linear::backward_input: dx: expected ", dy.cols(),
                   " columns (as dy), got ", dx.cols());
-    gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Op::transpose, dy, gemm::Op::none, dx, false);
+    gemm::multiply<S>(detail::dyn(w_.data(), NOut, NIn), gemm::Trans::transpose, dy, gemm::Trans::none, dx,
+                      false);
   }
 
   /// accumulate_grad + backward_input.
