@@ -3,7 +3,8 @@
 // n in {1, 10, 40}, next to the exact interpreter of the same program and the classical algorithm
 // (icl::regress::online_predictions) in the same run; and the cost per context of the d = 8, n = 40 ridge
 // transformer through the full paper block (BlockForm::full) and its narrow form (BlockForm::narrow, one
-// context and batches of 16). Results: docs/constructions.md §6.
+// context and batches of 16); the d = 16, n = 100 ridge transformer per context and its build.
+// Results: docs/constructions.md §6.
 #include <benchmark/benchmark.h>
 
 #include "icl/construct.hpp"
@@ -175,6 +176,33 @@ void ridge_context(benchmark::State& st, BlockForm form) {
   st.counters["s_per_context"] =
       benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
+// The paper-relevant size (issue 20): ridge d = 16, n = 100 (905 layers, H = 1129, T = 201), one context per
+// predict (the default path: range check + narrow forward), or only the narrow forward (predict_unchecked).
+const RidgeTransformer<double, 16>& ridge_d16_n100() {
+  static const auto model = ridge_transformer<double, 16>(100, 0.5);
+  return model;
+}
+void ridge16_context(benchmark::State& st, bool checked) {
+  const auto& model = ridge_d16_n100();
+  icl::Rng rng(3);
+  const auto task = icl::data::sample_task<double, 16>({100}, rng);
+  const Eigen::Matrix<double, 16, 1> xq = icl::data::sample_x<double, 16>({100}, rng);
+  const auto tokens = icl::data::encode(task, xq);
+  for (auto _ : st) {
+    if (checked)
+      benchmark::DoNotOptimize(model.predict(tokens).data());
+    else
+      benchmark::DoNotOptimize(model.predict_unchecked(tokens).data());
+  }
+  st.counters["layers"] = model.layers();
+}
+BENCHMARK_CAPTURE(ridge16_context, predict, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(ridge16_context, unchecked, false)->Unit(benchmark::kMillisecond);
+void ridge16_build(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(ridge_transformer<double, 16>(100, 0.5).layers());
+}
+BENCHMARK(ridge16_build)->Unit(benchmark::kMillisecond)->Iterations(1);
+
 BENCHMARK_CAPTURE(ridge_context, full, BlockForm::full)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(ridge_context, narrow, BlockForm::narrow)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
 

@@ -1,6 +1,7 @@
-// The narrow evaluation of constructed models (nn::NarrowPaperBlock behind BlockForm::narrow) against the
-// full paper block (BlockForm::full): layer by layer on the realised ridge and GD models, end to end, in
-// batches, and without allocation once the workspace is warm. docs/constructions.md §6.
+// The narrow evaluation of constructed models (detail::RowBlock, the row-sparse in-place form behind
+// BlockForm::narrow) against the full paper block (BlockForm::full): layer by layer on the realised ridge
+// and GD models, end to end, in batches, and without allocation once the workspace is warm.
+// docs/constructions.md §4.5, §6.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -30,8 +31,11 @@ using icl::Mat;
 // the constructions' scores reach γ·Ts², so this term dominates the tiny leakage weights), z = LN(x),
 // and 1.13 >= |σ'| bounds how the rounding of the MLP's input sums (which cancel by design: s0·(ℓ_r −
 // ℓ_ZERO), docs/constructions.md (C4)) reaches the output. The narrow form computes the same sums in other
-// orders (sparse, and (F_j h)A_j for F_j(hA_j)), and skips the subnormal attention weights ((N2) of
-// narrow_paper_block.hpp: an absolute term T·min·|F_j||h|, the underflow level).
+// orders (sparse, (F_j h)A_j by diagonals for F_j(hA_j), the LayerNorm variance as E[x²] − μ² where
+// μ² ≤ E[x²]/16, so within 16/15 of the two-pass form's rounding), skips the subnormal attention weights
+// ((N2) of narrow_paper_block.hpp: an absolute term T·min·|F_j||h|, the underflow level), and evaluates
+// erf in double by a series / the C library's rational form (≈ 1 ulp of std::erf, covered by the
+// |W2||σ(pre)| term).
 template <class S, int D, int H, int F>
 double worst_layer_ratio(const ConstructedTransformer<S, D, H, F>& m, int n_examples, std::uint64_t seed) {
   icl::Rng rng(seed);
@@ -50,10 +54,12 @@ double worst_layer_ratio(const ConstructedTransformer<S, D, H, F>& m, int n_exam
         R.blocks[static_cast<std::size_t>(R.schedule[static_cast<std::size_t>(l)])], R.constants.ln_eps);
     const auto& h = states[static_cast<std::size_t>(l)];
     typename detail::Block<S, H, F>::PaperBlock::Cache cache;
-    typename detail::Block<S, H, F>::NarrowBlock::Workspace ws;
+    typename detail::RowBlock<S>::Workspace ws;
     typename detail::Block<S, H, F>::SeqType full(H, T), narrow(H, T);
     blk.paper_block().forward(h, T, cache, full);
-    blk.narrow_block().forward(h, T, ws, narrow);
+    detail::RowState<S> rows = h;
+    blk.row_block().forward(rows.data(), T, T, ws);
+    narrow = rows;
     auto& pb = const_cast<typename detail::Block<S, H, F>::PaperBlock&>(blk.paper_block());
     const Mat<S> wf = pb.wf(), w2 = pb.w2();
     const Mat<S> ah = h.cwiseAbs(), w1 = pb.w1();
@@ -86,19 +92,19 @@ double worst_layer_ratio(const ConstructedTransformer<S, D, H, F>& m, int n_exam
   return worst;
 }
 
-// Largest |narrow − full| of the predictions over a few prompts, and the same for |full − exact|.
+// Largest |narrow − exact| of the predictions over a few prompts, and the same for |full − exact|.
 template <class Model, int D>
 std::pair<double, double> prediction_gaps(const Model& m, int n_examples, std::uint64_t seed) {
   using S = typename Model::Scalar;
   icl::Rng rng(seed);
   double nf = 0, fe = 0;
-  for (int t = 0; t < 3; ++t) {
+  for (int t = 0; t < 6; ++t) {
     const auto task = icl::data::sample_task<S, D>({n_examples}, rng);
     const auto xq = icl::data::sample_x<S, D>({n_examples}, rng);
     const auto tokens = icl::data::encode(task, xq);
     const auto narrow = m.predict(tokens), full = m.predict(tokens, BlockForm::full),
                exact = m.predict_exact(tokens);
-    nf = std::max(nf, static_cast<double>((narrow - full).cwiseAbs().maxCoeff()));
+    nf = std::max(nf, static_cast<double>((narrow - exact).cwiseAbs().maxCoeff()));
     fe = std::max(fe, static_cast<double>((full - exact).cwiseAbs().maxCoeff()));
   }
   return {nf, fe};
@@ -125,10 +131,13 @@ TEST_CASE("narrow blocks: every realised layer equals the full paper block withi
 TEST_CASE("narrow blocks: predictions equal the full path's up to its own construction error",
           "[construct][narrow]") {
   // End to end the per-layer rounding differences pass through the remaining layers as any rounding
-  // does, so the two forms differ by no more than the full model differs from the exact program.
+  // does: each form's error against the exact program is the construction's own error plus its
+  // propagated rounding, so the narrow form is as accurate as the full one up to the spread of that
+  // rounding: measured max over 6 prompts of |narrow − exact| / |full − exact| 0.3–2 (float ridge d = 2
+  // over 11 seeds; double 0.5–1.2), hence the factor 3.
   const auto check = [](std::pair<double, double> g) {
-    INFO("narrow - full " << g.first << ", full - exact " << g.second);
-    CHECK(g.first <= 2 * g.second + 1e-13);  // + a few hundred ulps of O(1) predictions
+    INFO("narrow - exact " << g.first << ", full - exact " << g.second);
+    CHECK(g.first <= 3 * g.second + 1e-13);  // + a few hundred ulps of O(1) predictions
   };
   check(prediction_gaps<RidgeTransformer<double, 2>, 2>(ridge_transformer<double, 2>(6, 0.5), 6, 11));
   check(prediction_gaps<RidgeTransformer<double, 4>, 4>(ridge_transformer<double, 4>(6, 0.5), 6, 12));
@@ -168,23 +177,22 @@ TEST_CASE("narrow blocks: batches, hidden states and the workspace forward agree
   CompiledProgram<double, ChainWidths<2>::ridge_height, ChainWidths<2>::ridge_mlp>::Workspace ws;
   first = m.model().forward(h0, T, ws);
   CHECK(first == hs.back());
-  const double* const buffers[] = {ws.block.g.data(),  ws.block.p.data(),   ws.block.x.data(),
-                                   ws.block.z.data(),  ws.block.pre.data(), ws.state[0].data(),
-                                   ws.state[1].data(), ws.result.data()};
+  const double* const buffers[] = {ws.block.g.data(), ws.block.p.data(),   ws.block.x.data(),
+                                   ws.block.z.data(), ws.block.pre.data(), ws.state.data(),
+                                   ws.result.data()};
   Eigen::internal::set_is_malloc_allowed(false);
   const auto& again = m.model().forward(h0, T, ws);
   Eigen::internal::set_is_malloc_allowed(true);
   CHECK(again == first);
-  const double* const after[] = {ws.block.g.data(),  ws.block.p.data(),   ws.block.x.data(),
-                                 ws.block.z.data(),  ws.block.pre.data(), ws.state[0].data(),
-                                 ws.state[1].data(), ws.result.data()};
+  const double* const after[] = {ws.block.g.data(),   ws.block.p.data(), ws.block.x.data(), ws.block.z.data(),
+                                 ws.block.pre.data(), ws.state.data(),   ws.result.data()};
   for (std::size_t i = 0; i < std::size(after); ++i) CHECK(after[i] == buffers[i]);
 
   // chunks of 2 sequences (2 + 1): the same data rows up to rounding (the model's error is ~1e-11)
   CompiledProgram<double, ChainWidths<2>::ridge_height, ChainWidths<2>::ridge_mlp>::Workspace small;
   small.chunk_columns = 2 * T;
   const auto& chunked = m.model().forward(h0, T, small);
-  CHECK(small.state[0].cols() == 2 * T);
+  CHECK(small.state.cols() == 2 * T);
   const int rows = m.realisation().layout.data_rows;
   CHECK((chunked.topRows(rows) - first.topRows(rows)).cwiseAbs().maxCoeff() <= 1e-9);
 }

@@ -44,13 +44,14 @@ class CompiledProgram {
 
   /// Workspace of the narrow forward, reused across layers and across calls: forward(h, T, ws) allocates
   /// nothing once ws has served a call of the same size. The narrow forward runs the sequences of a batch
-  /// through the whole stack in chunks of about `chunk_columns` columns, so that the states and the blocks'
-  /// buffers (H x chunk each) stay in cache: batching saves no work in the narrow form (no weight is
-  /// reused across columns the way a GEMM reuses it), it only has to keep locality.
+  /// through the whole stack in chunks of about `chunk_columns` columns (whole sequences), each chunk held
+  /// row-major in `state` and updated in place layer by layer (detail::RowBlock: only the rows a layer
+  /// reads and writes are touched), so that the state and the blocks' buffers stay in cache: batching
+  /// saves no work in the narrow form (no weight is reused across columns the way a GEMM reuses it).
   struct Workspace {
-    typename detail::Block<S, H, F>::NarrowBlock::Workspace block;  ///< shared by every layer
-    SeqType state[2];                                               ///< a chunk's current and next state
-    SeqType result;                                                 ///< the final states of the batch
+    typename detail::RowBlock<S>::Workspace block;  ///< shared by every layer
+    detail::RowState<S> state;                      ///< the current chunk's state, H x chunk, row-major
+    SeqType result;                                 ///< the final states of the batch
     int chunk_columns = 128;  ///< columns per chunk (whole sequences; at least one sequence)
   };
 
@@ -68,10 +69,11 @@ class CompiledProgram {
       const Eigen::Index C = chunk_sequences(T, ws);
       for (Eigen::Index c0 = 0; c0 < h.cols(); c0 += C * T) {
         const Eigen::Index cols = std::min<Eigen::Index>(C * T, h.cols() - c0);
+        ws.state = h.middleCols(c0, cols);
         for (std::size_t l = 0; l < real_.schedule.size(); ++l) {
-          auto out = states[l + 1].middleCols(c0, cols);
-          blocks_[static_cast<std::size_t>(real_.schedule[l])].narrow_block().forward(
-              states[l].middleCols(c0, cols), T, ws.block, out);
+          blocks_[static_cast<std::size_t>(real_.schedule[l])].row_block().forward(ws.state.data(), cols, T,
+                                                                                   ws.block);
+          states[l + 1].middleCols(c0, cols) = ws.state;
         }
       }
       return states;
@@ -105,29 +107,16 @@ class CompiledProgram {
   /// warm (the blocks' buffers only grow).
   const SeqType& forward(const SeqType& h, int T, Workspace& ws) const {
     check_batch(h, T, "CompiledProgram::forward");
-    const Eigen::Index N = h.cols(), C = chunk_sequences(T, ws), L = layers();
+    const Eigen::Index N = h.cols(), C = chunk_sequences(T, ws);
     if (ws.result.cols() != N) ws.result.resize(H, N);
-    for (SeqType& st : ws.state)
-      if (st.cols() != std::min(N, C * T)) st.resize(H, std::min(N, C * T));
+    if (ws.state.rows() != H || ws.state.cols() != std::min(N, C * T)) ws.state.resize(H, std::min(N, C * T));
     for (Eigen::Index c0 = 0; c0 < N; c0 += C * T) {
       const Eigen::Index cols = std::min(C * T, N - c0);
-      const auto in = h.middleCols(c0, cols);
-      auto result = ws.result.middleCols(c0, cols);
-      if (L == 0) result = in;
-      for (Eigen::Index l = 0; l < L; ++l) {  // chunk: in -> state[0] -> state[1] -> ... -> result
-        auto out = ws.state[l % 2].leftCols(cols);
-        const auto& blk = blocks_[static_cast<std::size_t>(real_.schedule[static_cast<std::size_t>(l)])];
-        if (l + 1 == L) {
-          if (l == 0)
-            blk.narrow_block().forward(in, T, ws.block, result);
-          else
-            blk.narrow_block().forward(ws.state[(l - 1) % 2].leftCols(cols), T, ws.block, result);
-        } else if (l == 0) {
-          blk.narrow_block().forward(in, T, ws.block, out);
-        } else {
-          blk.narrow_block().forward(ws.state[(l - 1) % 2].leftCols(cols), T, ws.block, out);
-        }
-      }
+      Eigen::Map<detail::RowState<S>> st(ws.state.data(), H, cols);  // a shorter last chunk: same buffer
+      st = h.middleCols(c0, cols);
+      for (int b : real_.schedule)
+        blocks_[static_cast<std::size_t>(b)].row_block().forward(st.data(), cols, T, ws.block);
+      ws.result.middleCols(c0, cols) = st;
     }
     return ws.result;
   }

@@ -13,7 +13,9 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "icl/construct/row_range.hpp"
 #include "icl/core/error.hpp"
@@ -119,14 +121,52 @@ void div(Eigen::Matrix<S, R, C>& h, RowRange r, int c_row, RowRange w) {
 
 /// aff: in every column, rows w <- W1 h[r] + W2 h[s] + b. Either input range may be empty; in-place use
 /// (w overlapping r or s) reads the old state.
+namespace detail {
+/// out += W·x. A mostly-zero W (the chains' identities and diagonals: ≤ 1/8 of its entries non-zero)
+/// is applied entry by entry, skipping its zeros: the same sums without the products by zero (which add
+/// exactly 0 to a finite sum), so the same values up to the order of the sums of a row's non-zeros
+/// (bitwise the same when a row has one non-zero).
+template <class S, class DOut, class DW, class DX>
+void add_product(Eigen::MatrixBase<DOut>& out, const Eigen::MatrixBase<DW>& W_,
+                 const Eigen::MatrixBase<DX>& x) {
+  using WS = typename DW::Scalar;
+  const Eigen::Matrix<WS, Eigen::Dynamic, Eigen::Dynamic>& W = W_.eval();
+  struct Entry {
+    Eigen::Index i, k;
+    S v;
+  };
+  std::vector<Entry> entries;
+  const Eigen::Index limit = W.size() / 8, R = W.rows();
+  bool sparse = true;
+  for (Eigen::Index k = 0; k < W.cols() && sparse; ++k) {
+    const WS* col = W.data() + k * R;
+    for (Eigen::Index i0 = 0; i0 < R && sparse; i0 += 8) {  // blocks of 8: a vectorisable zero test
+      const Eigen::Index i1 = std::min<Eigen::Index>(R, i0 + 8);
+      bool any = false;
+      for (Eigen::Index i = i0; i < i1; ++i) any |= col[i] != WS(0);
+      if (!any) continue;
+      for (Eigen::Index i = i0; i < i1; ++i)
+        if (col[i] != WS(0)) entries.push_back({i, k, static_cast<S>(col[i])});
+      sparse = static_cast<Eigen::Index>(entries.size()) <= limit;
+    }
+  }
+  if (!sparse) {
+    out.noalias() += W.template cast<S>() * x;
+    return;
+  }
+  for (Eigen::Index c = 0; c < x.cols(); ++c)  // column by column: contiguous in the column-major state
+    for (const Entry& e : entries) out(e.i, c) += e.v * x(e.k, c);
+}
+}  // namespace detail
+
 template <class S, int R, int C, class D1, class D2, class Db>
 void aff(Eigen::Matrix<S, R, C>& h, RowRange r, RowRange s, RowRange w, const Eigen::MatrixBase<D1>& W1,
          const Eigen::MatrixBase<D2>& W2, const Eigen::MatrixBase<Db>& b) {
   check_aff(h.rows(), r, s, w, W1, W2, b);
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> out(w.size(), h.cols());
   out.colwise() = b.template cast<S>();
-  if (!r.empty()) out.noalias() += W1.template cast<S>() * h.middleRows(r.begin, r.size());
-  if (!s.empty()) out.noalias() += W2.template cast<S>() * h.middleRows(s.begin, s.size());
+  if (!r.empty()) detail::add_product<S>(out, W1, h.middleRows(r.begin, r.size()));
+  if (!s.empty()) detail::add_product<S>(out, W2, h.middleRows(s.begin, s.size()));
   h.middleRows(w.begin, w.size()) = out;
 }
 
