@@ -119,8 +119,6 @@ void div(Eigen::Matrix<S, R, C>& h, RowRange r, int c_row, RowRange w) {
   }
 }
 
-/// aff: in every column, rows w <- W1 h[r] + W2 h[s] + b. Either input range may be empty; in-place use
-/// (w overlapping r or s) reads the old state.
 namespace detail {
 /// out += W·x. A mostly-zero W (the chains' identities and diagonals: ≤ 1/8 of its entries non-zero)
 /// is applied entry by entry, skipping its zeros: the same sums without the products by zero (which add
@@ -159,6 +157,8 @@ void add_product(Eigen::MatrixBase<DOut>& out, const Eigen::MatrixBase<DW>& W_,
 }
 }  // namespace detail
 
+/// aff: in every column, rows w <- W1 h[r] + W2 h[s] + b. Either input range may be empty; in-place use
+/// (w overlapping r or s) reads the old state.
 template <class S, int R, int C, class D1, class D2, class Db>
 void aff(Eigen::Matrix<S, R, C>& h, RowRange r, RowRange s, RowRange w, const Eigen::MatrixBase<D1>& W1,
          const Eigen::MatrixBase<D2>& W2, const Eigen::MatrixBase<Db>& b) {
