@@ -47,30 +47,34 @@ void check_layer(const std::vector<ParamView<double>>& ps, X& x, Fwd fwd, Bwd bw
   CHECK(ein <= kTol);
 }
 
+// check_layer for a Linear<double, In, Out> with random weights on `cols` random columns.
+template <int In, int Out>
+void check_linear(bool bias, Eigen::Index cols, icl::Rng& rng) {
+  icl::nn::Linear<double, In, Out> lin(bias);
+  auto ps = lin.parameters();
+  randomise(ps, rng);
+  Seq<double, In> x = random_mat(In, cols, rng);
+  Seq<double, Out> y(Out, cols);
+  Seq<double, In> dx(In, cols);
+  check_layer(
+      ps, x,
+      [&]() -> Mat<double> {
+        lin.forward(x, y);
+        return y;
+      },
+      [&](const Mat<double>& R) {
+        lin.forward(x, y);
+        lin.backward(x, Seq<double, Out>(R), dx);
+        return dx;
+      },
+      rng);
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE_SIG("grad: Linear", "[nn][grad]", ((int In, int Out), In, Out), (3, 5), (4, 2)) {
   icl::Rng rng(1);
-  for (const bool bias : {true, false}) {
-    icl::nn::Linear<double, In, Out> lin(bias);
-    auto ps = lin.parameters();
-    randomise(ps, rng);
-    Seq<double, In> x = random_mat(In, 7, rng);
-    Seq<double, Out> y(Out, 7);
-    Seq<double, In> dx(In, 7);
-    check_layer(
-        ps, x,
-        [&]() -> Mat<double> {
-          lin.forward(x, y);
-          return y;
-        },
-        [&](const Mat<double>& R) {
-          lin.forward(x, y);
-          lin.backward(x, Seq<double, Out>(R), dx);
-          return dx;
-        },
-        rng);
-  }
+  for (const bool bias : {true, false}) check_linear<In, Out>(bias, 7, rng);
 }
 
 TEMPLATE_TEST_CASE_SIG("grad: LayerNorm", "[nn][grad]", ((int H), H), 3, 6) {
@@ -297,26 +301,7 @@ TEST_CASE("grad: layers and whole models on every GEMM kernel", "[nn][grad][gemm
     icl::gemm::ScopedBackend use(be);
     INFO("backend " << icl::gemm::name(be));
     icl::Rng rng(10);
-    {
-      icl::nn::Linear<double, 37, 45> lin;  // more rows than one register tile, columns past NR
-      auto ps = lin.parameters();
-      randomise(ps, rng);
-      Seq<double, 37> x = random_mat(37, 29, rng);
-      Seq<double, 45> y(45, 29);
-      Seq<double, 37> dx(37, 29);
-      check_layer(
-          ps, x,
-          [&]() -> Mat<double> {
-            lin.forward(x, y);
-            return y;
-          },
-          [&](const Mat<double>& R) {
-            lin.forward(x, y);
-            lin.backward(x, Seq<double, 45>(R), dx);
-            return dx;
-          },
-          rng);
-    }
+    check_linear<37, 45>(true, 29, rng);  // more rows than one register tile, columns past NR
     check_block<icl::nn::PreLNBlock<double, 6, 3, 5>>(icl::nn::PreLNBlockOptions{}, rng);
     icl::nn::PreLNTransformer<double, 2, 4, 2, 8, 7> pre(2, {}, {true});
     check_model(pre, rng, 5, 3);
