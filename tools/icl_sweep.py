@@ -725,6 +725,19 @@ class LocalExecutor:
             proc.send_signal(signal.SIGTERM)
         return True
 
+    def _next_launchable(self, queue: collections.deque):
+        """Pops and returns the first queued cell that does not wait on a sibling, or None. A cell
+        with run.adopt_siblings = true waits while a running cell has the same training
+        (training_key): when that one finishes, this one adopts its model instead of training the
+        same bits again beside it (docs/sweeps.md §3; the Fig. 4 probe ablations)."""
+        training = {training_key(j.cell) for j in self.running.values()}
+        for i, cell in enumerate(queue):
+            if cell.settings.get("run.adopt_siblings") is True and training_key(cell) in training:
+                continue
+            del queue[i]
+            return cell
+        return None
+
     def _record(self, cell, start, code, error, attempt):
         append_attempt(cell.dir, {"executor": "local", "host": self.host, "attempt": attempt,
                                   "threads": self.threads, "start": start, "end": now_iso(),
@@ -821,7 +834,10 @@ class LocalExecutor:
         try:
             while (queue and not self.stopping) or self.running:
                 while queue and not self.stopping and len(self.running) < self.parallel:
-                    self._launch(queue.popleft())
+                    cell = self._next_launchable(queue)
+                    if cell is None:
+                        break  # every pending cell waits for a sibling's training (below)
+                    self._launch(cell)
                 for job in [j for j in self.running.values() if j.proc.poll() is not None]:
                     self._finish(job, queue)
                 if time.monotonic() - last >= self.progress_every:
@@ -845,6 +861,15 @@ class LocalExecutor:
         if self.failed or self.busy:
             return 1
         return 0
+
+
+def training_key(cell: Cell) -> tuple:
+    """What a cell trains: its model.* and run.* settings (the run identity that
+    icl::train::load_model checks, run.adopt_siblings itself left out). Cells with equal keys train
+    the same model bit for bit."""
+    return tuple(sorted((k, repr(v)) for k, v in cell.settings.items()
+                        if (k.startswith("model.") or k.startswith("run."))
+                        and k != "run.adopt_siblings"))
 
 
 def parallel_threads(P, T, cores):

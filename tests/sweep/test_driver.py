@@ -8,6 +8,7 @@ CTest runs both (tests/sweep/tests.cmake): sweep.driver and, where the icl_cell 
 sweep.icl_cell. Most tests drive the command line as a user would (a subprocess per command);
 expansion and ids are also checked in-process.
 """
+import collections
 import csv
 import fcntl
 import hashlib
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import types
 import unittest
 from pathlib import Path
 
@@ -529,6 +531,48 @@ class Run(Base):
         self.assertIn(f"cell {c.id} is busy", r.stderr)
         self.assertFalse((c.dir / "attempts.json").exists())
         self.assertEqual(sum(S.is_done(x.dir) for x in self.cells(p, root=root)), 3)
+
+    def test_siblings_of_one_training_wait_for_it(self):
+        # run.adopt_siblings: a cell whose training (model.*, run.*) is running is not started
+        # beside it; the next queued cell of another training is, and the waiting one starts when
+        # its sibling is no longer running
+        p = self.sweep("""
+            name = "adopt"
+            seeds = [0]
+            [fixed]
+            "run.steps" = 2
+            "run.adopt_siblings" = true
+            [axes]
+            "model.layers" = [1, 2]
+            "eval.variant" = [1, 2, 3]
+        """)
+        cells = self.cells(p)
+        ex = S.LocalExecutor(cells, FAKE, 2, 1, 0, 1)
+        queue = collections.deque(cells)
+        first = ex._next_launchable(queue)
+        self.assertEqual((first.settings["model.layers"], first.settings["eval.variant"]), (1, 1))
+        ex.running[first.id] = types.SimpleNamespace(cell=first)
+        second = ex._next_launchable(queue)  # skips the two other L = 1 cells
+        self.assertEqual((second.settings["model.layers"], second.settings["eval.variant"]), (2, 1))
+        ex.running[second.id] = types.SimpleNamespace(cell=second)
+        self.assertIsNone(ex._next_launchable(queue))  # all four wait
+        self.assertEqual(len(queue), 4)
+        del ex.running[first.id]
+        third = ex._next_launchable(queue)
+        self.assertEqual((third.settings["model.layers"], third.settings["eval.variant"]), (1, 2))
+        # without the setting nothing waits
+        plain = [S.Cell(c.id, c.dir, dict(c.settings, **{"run.adopt_siblings": False}), c.grid)
+                 for c in cells]
+        ex = S.LocalExecutor(plain, FAKE, 2, 1, 0, 1)
+        queue = collections.deque(plain)
+        ex.running[plain[0].id] = types.SimpleNamespace(cell=plain[0])
+        self.assertIs(ex._next_launchable(queue), plain[0])
+        self.assertIs(ex._next_launchable(queue), plain[1])
+        # end to end: every cell runs once and finishes
+        root = self.d / "r"
+        self.run_fake(p, root, "-P", "2", "-T", "1")
+        for c in self.cells(p, root=root):
+            self.assertEqual([a["exit"] for a in self.attempts(c.dir)], [0])
 
     def test_parallel_threads_defaults(self):
         self.assertEqual(S.parallel_threads(None, None, 8), (8, 1))
