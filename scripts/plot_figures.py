@@ -143,6 +143,9 @@ def summary(vals, cis):
 def fig1(g, out):
     d = g.d
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    # one colour per algorithm in all four panels (each panel leaves its reference out)
+    everyone = ordered(n for m in ("spd", "ilwd") for r in g.metric(m) for n in (r["a"], r["b"]))
+    colour = {n: "C%d" % (i % 10) for i, n in enumerate(everyone)}
     for col, metric, label in ((0, "spd", "SPD/d"), (1, "ilwd", "ILWD/d")):
         rows = g.metric(metric)
         for row_i, ref, log in ((0, "OLS", False), (1, TRANSFORMER, True)):
@@ -162,9 +165,10 @@ def fig1(g, out):
                 m = np.array([a for a, _ in s]) / d
                 c = np.array([b for _, b in s]) / d
                 hi = name in (TRANSFORMER, "OLS")
-                ax.plot(n, m, marker="o", ms=2.5, label=name, lw=2.5 if hi else 1.2)
+                ax.plot(n, m, marker="o", ms=2.5, label=name, lw=2.5 if hi else 1.2,
+                        color=colour[name])
                 if not log:  # on the log panels the bands (often down to 0) would hide the lines
-                    ax.fill_between(n, m - c, m + c, alpha=0.15)
+                    ax.fill_between(n, m - c, m + c, alpha=0.15, color=colour[name])
             ax.axvline(d, color="grey", lw=0.8, ls=":")
             ax.set_xlabel("number of in-context examples (dotted: n = d)")
             ax.set_ylabel("%s to %s%s" % (label, "the " if ref == TRANSFORMER else "", ref))
