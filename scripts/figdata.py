@@ -97,13 +97,15 @@ class Root:
         for c in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
             if not os.path.exists(os.path.join(cdir, c, "config.json")):
                 continue
-            total += 1
             try:
                 with open(os.path.join(cdir, c, "status.json"), encoding="utf-8") as f:
-                    if json.load(f).get("state") == "done":
-                        done += 1
+                    state = json.load(f).get("state")
             except (OSError, ValueError):
-                pass
+                state = None
+            if state == "dropped":  # staged selection ([select] seeds): never to run
+                continue
+            total += 1
+            done += state == "done"
             try:
                 with open(os.path.join(cdir, c, "attempts.json"), encoding="utf-8") as f:
                     attempts = json.load(f)

@@ -20,6 +20,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import figdata  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from figdata import TRANSFORMER, DataError, mean_sd, ordered  # noqa: E402
 
 PROG = "reproduction.py"
@@ -195,6 +197,18 @@ def fig2_ablation(g):
     return "\n".join(text)
 
 
+def selection_rule(sweep):
+    """How the sweep's [select] chose: on some seeds (staged) or on the mean over all seeds."""
+    import tomllib
+    path = os.path.join(REPO, "sweeps", sweep + ".toml")
+    with open(path, "rb") as f:
+        seeds = tomllib.load(f).get("select", {}).get("seeds")
+    if seeds:
+        return ("the lowest held-out loss of seed%s %s, whose choice alone then ran the other "
+                "seeds" % ("s" if len(seeds) > 1 else "", ", ".join(str(s) for s in seeds)))
+    return "the lowest held-out loss averaged over the seeds"
+
+
 EXPECTED_DEPTH = {1: "GD", 2: "ridge", 4: "ridge", 8: "OLS", 16: "OLS"}
 
 
@@ -202,8 +216,7 @@ def panel_block(g, sweep, key, xname, expected):
     p = figdata.panel(g, key)
     text = [provenance(g, sweep), "",
             "MSPD/d (prefixes 1..d-1) of (algorithm, model) for the selected cell of every %s "
-            "(mean ± s.d. over the seeds; the selection: the lowest held-out loss averaged over "
-            "the seeds):" % xname, ""]
+            "(mean ± s.d. over the seeds; the selection: %s):" % (xname, selection_rule(sweep)), ""]
     preds = ordered(q for _, (_, v) in p.items() for q in v)
     text.append("| %s | selected | " % xname + " | ".join(preds) + " |")
     text.append("|---" * (len(preds) + 2) + "|")

@@ -62,7 +62,7 @@ PROG = "icl_sweep"
 SEED_KEY = "run.seed"
 TOP_KEYS = ("name", "description", "seeds", "fixed", "axes", "zip", "select", "resources", "quick")
 QUICK_KEYS = ("fixed", "axes", "zip", "seeds")
-SELECT_KEYS = ("x", "by")
+SELECT_KEYS = ("x", "by", "seeds")
 METRICS_HEADER = ["metric", "a", "b", "layer", "prefix", "value", "ci95"]
 EXIT_INTERRUPTED = 75  # the cell runner's "stopped by a signal, checkpoint written" (sweeps.md §3)
 EXIT_CONFIG = 2  # the cell runner's "bad configuration" (not retried)
@@ -384,7 +384,7 @@ def _parse_sweep(path: Path, doc: dict, quick: bool) -> Sweep:
         select = _table("select", select)
         bad = [k for k in select if k not in SELECT_KEYS]
         if bad:
-            raise SweepError(f"select.{bad[0]}: unknown key; expected x and by")
+            raise SweepError(f"select.{bad[0]}: unknown key; expected x, by and seeds")
         x = select.get("x")
         if isinstance(x, str):
             x = [x]
@@ -400,7 +400,14 @@ def _parse_sweep(path: Path, doc: dict, quick: bool) -> Sweep:
         if not isinstance(by, str) or not by:
             raise SweepError(f"select.by: expected the name of a metric (metrics.csv's metric "
                              f"column), got {by!r}")
-        select = {"x": list(x), "by": by}
+        sel_seeds = select.get("seeds")
+        if sel_seeds is not None:
+            if (not isinstance(sel_seeds, list) or not sel_seeds
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in sel_seeds)
+                    or len(set(sel_seeds)) != len(sel_seeds)):
+                raise SweepError(f"select.seeds: expected a non-empty list of distinct seeds, got "
+                                 f"{sel_seeds!r}")
+        select = {"x": list(x), "by": by, "seeds": None if sel_seeds is None else list(sel_seeds)}
 
     resources = dict(_table("resources", doc.get("resources")))
     for k, v in resources.items():
@@ -433,11 +440,21 @@ def _parse_sweep(path: Path, doc: dict, quick: bool) -> Sweep:
             groups[0][k] = v
         qseeds = _check_seeds("quick.seeds", q["seeds"]) if "seeds" in q else seeds
         _check_grid(qfixed, qaxes, qzips, " (with [quick] applied)")
+        _check_select_seeds(select, qseeds, " (with [quick] applied)")
         if quick:
             fixed, axes, zips, seeds = qfixed, qaxes, qzips, qseeds
+    _check_select_seeds(select, seeds, "")
 
     return Sweep(path=path, name=name, description=description, seeds=seeds, fixed=fixed,
                  axes=axes, zips=zips, select=select, resources=resources)
+
+
+def _check_select_seeds(select, seeds, ctx):
+    if select is None or select["seeds"] is None:
+        return
+    missing = [v for v in select["seeds"] if v not in seeds]
+    if missing:
+        raise SweepError(f"select.seeds: {missing[0]} is not one of the sweep's seeds {seeds}{ctx}")
 
 
 def _sort_value(v):
@@ -671,8 +688,13 @@ def _num(x):
 
 
 class LocalExecutor:
-    def __init__(self, cells, runner, parallel, threads, retries, progress_every, out=None):
+    def __init__(self, cells, runner, parallel, threads, retries, progress_every, out=None,
+                 refill=None):
         self.cells, self.runner = cells, runner
+        # staged selection: refill() -> (needed, waiting), called at the start and after every
+        # finished cell; needed cells not yet queued, run or failed join the queue
+        self.refill = refill
+        self.waiting = []
         self.parallel, self.threads, self.retries = parallel, threads, retries
         self.progress_every = progress_every
         self.out = out or sys.stderr
@@ -724,6 +746,14 @@ class LocalExecutor:
         if self.stopping:  # a signal came while it was starting
             proc.send_signal(signal.SIGTERM)
         return True
+
+    def _refill(self, queue: collections.deque) -> None:
+        needed, self.waiting = self.refill()
+        known = ({c.id for c in queue} | set(self.running) | self.done | set(self.failed)
+                 | set(self.busy))
+        for c in needed:
+            if c.id not in known and not is_done(c.dir):
+                queue.append(c)
 
     def _next_launchable(self, queue: collections.deque):
         """Pops and returns the first queued cell that does not wait on a sibling, or None. A cell
@@ -800,6 +830,8 @@ class LocalExecutor:
             if c.id in self.done or c.id in self.failed:
                 continue
             st = read_status(c.dir) or {}
+            if st.get("state") == DROPPED:
+                continue
             steps = _num(st.get("steps"))
             if steps is None:
                 steps = _num(c.settings.get("run.steps"))
@@ -818,14 +850,22 @@ class LocalExecutor:
 
     def run(self) -> int:
         todo = []
-        for c in self.cells:
+        candidates = self.cells
+        if self.refill is not None:
+            candidates, self.waiting = self.refill()
+        for c in candidates:
             if is_done(c.dir):
                 self.done.add(c.id)
             else:
                 todo.append(c)
         plural = "s" if self.threads != 1 else ""
+        later = ""
+        if self.refill is not None:
+            dropped = len(self.cells) - len(candidates) - len(self.waiting)
+            later = (f" ({len(self.waiting)} more wait for the selection on seeds, {dropped} "
+                     f"dropped by it)")
         print(f"{PROG}: {len(self.cells)} cells: {len(self.done)} done (skipped), {len(todo)} to "
-              f"run, {self.parallel} at a time with {self.threads} thread{plural} each",
+              f"run{later}, {self.parallel} at a time with {self.threads} thread{plural} each",
               file=self.out)
         queue = collections.deque(todo)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT,
@@ -838,8 +878,11 @@ class LocalExecutor:
                     if cell is None:
                         break  # every pending cell waits for a sibling's training (below)
                     self._launch(cell)
-                for job in [j for j in self.running.values() if j.proc.poll() is not None]:
+                finished = [j for j in self.running.values() if j.proc.poll() is not None]
+                for job in finished:
                     self._finish(job, queue)
+                if finished and self.refill is not None:
+                    self._refill(queue)
                 if time.monotonic() - last >= self.progress_every:
                     last = time.monotonic()
                     print(self.progress(queue), file=self.out, flush=True)
@@ -858,7 +901,10 @@ class LocalExecutor:
             print(f"{PROG}: interrupted; {left} cells not done; run again to resume them",
                   file=self.out)
             return EXIT_INTERRUPTED
-        if self.failed or self.busy:
+        if self.waiting:
+            print(f"{PROG}: {len(self.waiting)} cells still wait for the selection on seeds (a "
+                  f"selection-seed cell of theirs did not finish)", file=self.out)
+        if self.failed or self.busy or self.waiting:
             return 1
         return 0
 
@@ -899,7 +945,13 @@ def cmd_run(args, sweep: Sweep, cells: list) -> int:
     prepare(sweep, cells)
     cells = run_order(cells, args.order)
     P, T = parallel_threads(args.P, args.T, os.cpu_count())
-    ex = LocalExecutor(cells, runner, P, T, args.retries, args.progress_every)
+    refill = None
+    if staged(sweep):
+        def refill():
+            needed, waiting, dropped = stage_plan(sweep, cells)  # keeps the run order
+            mark_dropped(sweep, needed, dropped)
+            return needed, waiting
+    ex = LocalExecutor(cells, runner, P, T, args.retries, args.progress_every, refill=refill)
     return ex.run()
 
 
@@ -919,10 +971,20 @@ def cmd_slurm(args, sweep: Sweep, cells: list) -> int:
                          f"in this checkout ('run' executes the cells on this machine)") from None
     runner = resolve_runner(args.runner, must_exist=not args.dry_run)
     prepare(sweep, cells)
+    waiting = []
+    if staged(sweep):
+        needed, waiting, dropped = stage_plan(sweep, cells)
+        if not args.dry_run:
+            mark_dropped(sweep, needed, dropped)
+        cells = needed
     pending = [c for c in run_order(cells, args.order) if not is_done(c.dir)]
     root = Path(args.root).absolute()
+    if waiting:
+        print(f"{PROG}: {len(waiting)} cells wait for the selection on seeds "
+              f"{sweep.select['seeds']}: run '{PROG} slurm' again once this array is done")
     if not pending:
-        print(f"{PROG}: all {len(cells)} cells are done; nothing to submit")
+        print(f"{PROG}: all {len(cells)} cells{' to run now' if waiting else ''} are done; "
+              f"nothing to submit")
         return 0
     job = icl_sweep_slurm.submit(sweep, root, pending, runner, dict(sweep.resources),
                                  bool(args.dry_run), args.P)
@@ -939,9 +1001,15 @@ def cmd_slurm(args, sweep: Sweep, cells: list) -> int:
 def cmd_status(args, sweep: Sweep, cells: list) -> int:
     rows = [["cell", "state", "step", "loss"] + grid_header(sweep)]
     states = []
+    later = {}  # staged selection: pending cells that wait for it or that it dropped
+    if staged(sweep):
+        needed, waiting, dropped = stage_plan(sweep, cells)
+        later = {c.id: "waiting" for c in waiting} | {c.id: DROPPED for c in dropped}
     for c in cells:
         st = read_status(c.dir) or {}
         state = cell_state(c.dir)
+        if state == "pending" and c.id in later:
+            state = later[c.id]
         states.append(state)
         step, steps, loss = st.get("step"), st.get("steps"), _num(st.get("loss"))
         prog = "-"
@@ -1011,6 +1079,65 @@ def select_cells(sweep: Sweep, cells: list, metrics: dict) -> set:
     return selected
 
 
+def _combo(sweep: Sweep, c: Cell) -> tuple:
+    """A cell's configuration: its values of every axis and zip key (its seed left out)."""
+    return tuple(json.dumps(c.settings[k]) for k in sweep.axis_keys)
+
+
+def staged(sweep: Sweep) -> bool:
+    """Whether the sweep selects on some seeds first ([select] seeds = [...])."""
+    return sweep.select is not None and sweep.select.get("seeds") is not None
+
+
+def stage_plan(sweep: Sweep, cells: list):
+    """With [select] seeds (staged selection): (needed, waiting, dropped), each in cell order. The
+    cells of the selection seeds are needed; for every value tuple of select.x whose
+    selection-seed cells are all done, the selection over those cells (select_cells) decides: the
+    other seeds' cells of the selected configuration are needed, those of every other
+    configuration dropped (never run); where a selection-seed cell is not done yet, the other
+    seeds' cells wait. Without it every cell is needed."""
+    if not staged(sweep):
+        return list(cells), [], []
+    first = set(sweep.select["seeds"])
+    x = sweep.select["x"]
+    groups = {}  # x tuple -> [cells]
+    for c in cells:
+        groups.setdefault(tuple(json.dumps(c.settings[k]) for k in x), []).append(c)
+    fate = {}  # id -> "needed" | "waiting" | "dropped"
+    for members in groups.values():
+        firsts = [c for c in members if c.settings[SEED_KEY] in first]
+        for c in firsts:
+            fate[c.id] = "needed"
+        rest = [c for c in members if c.settings[SEED_KEY] not in first]
+        if firsts and all(is_done(c.dir) for c in firsts):
+            chosen = select_cells(sweep, firsts, {c.id: read_metrics(c) for c in firsts})
+            combos = {_combo(sweep, c) for c in firsts if c.id in chosen}
+            for c in rest:
+                fate[c.id] = "needed" if _combo(sweep, c) in combos else "dropped"
+        else:
+            for c in rest:
+                fate[c.id] = "waiting"
+    return tuple([c for c in cells if fate[c.id] == f] for f in ("needed", "waiting", "dropped"))
+
+
+DROPPED = "dropped"
+
+
+def mark_dropped(sweep: Sweep, needed: list, dropped: list) -> None:
+    """Writes status.json {"state": "dropped"} for each dropped cell that has run nothing (a cell
+    with any status of its own is left alone), and clears the mark of a needed cell (a sweep file
+    whose selection seeds changed)."""
+    for c in dropped:
+        if read_status(c.dir) is None and c.dir.is_dir():
+            write_atomic(c.dir / "status.json", dump_json(
+                {"state": DROPPED, "why": f"not the configuration that [select] chose on seeds "
+                 f"{sweep.select['seeds']} for its {', '.join(sweep.select['x']) or 'sweep'}"}))
+    for c in needed:
+        st = read_status(c.dir)
+        if st is not None and st.get("state") == DROPPED:
+            (c.dir / "status.json").unlink()
+
+
 def cmd_gather(args, sweep: Sweep, cells: list) -> int:
     root = Path(args.root).absolute()
     for c in cells:  # a folder must still belong to this sweep
@@ -1019,6 +1146,10 @@ def cmd_gather(args, sweep: Sweep, cells: list) -> int:
         if diffs:
             raise SweepError(f"cell {c.id}: {c.dir / 'config.json'} differs from the sweep "
                              f"({'; '.join(diffs)})")
+    if staged(sweep):
+        needed, waiting, dropped = stage_plan(sweep, cells)
+        gone = {c.id for c in dropped}
+        cells = [c for c in cells if c.id not in gone]
     not_done = [(c, cell_state(c.dir)) for c in cells if not is_done(c.dir)]
     if not_done and not args.partial:
         shown = "; ".join(f"{c.id} {s}" for c, s in not_done[:20])
@@ -1028,7 +1159,13 @@ def cmd_gather(args, sweep: Sweep, cells: list) -> int:
     missing = {c.id for c, _ in not_done}
     todo = [c for c in cells if c.id not in missing]
     metrics = {c.id: read_metrics(c) for c in todo}
-    selected = select_cells(sweep, todo, metrics)
+    if staged(sweep):  # chosen on the selection seeds; the other seeds follow their configuration
+        first = set(sweep.select["seeds"])
+        chosen = select_cells(sweep, [c for c in todo if c.settings[SEED_KEY] in first], metrics)
+        combos = {_combo(sweep, c) for c in todo if c.id in chosen}
+        selected = {c.id for c in todo if _combo(sweep, c) in combos}
+    else:
+        selected = select_cells(sweep, todo, metrics)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     keys = sweep.axis_keys

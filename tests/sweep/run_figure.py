@@ -13,6 +13,7 @@ runners, which checkpoint) and then the group is killed, so that no runner outli
 """
 import argparse
 import csv
+import json
 import os
 import shutil
 import signal
@@ -63,6 +64,14 @@ def run(cmd, timeout):
     return out
 
 
+def dropped(cell_dir):
+    try:
+        with open(cell_dir / "status.json", encoding="utf-8") as f:
+            return json.load(f).get("state") == "dropped"
+    except (OSError, ValueError):
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sweep", required=True)
@@ -91,7 +100,12 @@ def main():
         t = time.monotonic()
         run([py, a.driver, "run", a.sweep, "--quick", "--root", root, "--runner", a.runner,
              "-P", a.P, "-T", a.T, "--progress-every", "30"], a.timeout)
-        log("%d cells run in %.1f s (-P %d -T %d)" % (len(cells), time.monotonic() - t, a.P, a.T))
+        planned = len(cells)
+        # a staged selection ([select] seeds) drops the other seeds of the configurations it did
+        # not choose: those cells never run
+        cells = [c for c in cells if not dropped(root / "cells" / c)]
+        log("%d cells run in %.1f s (-P %d -T %d; %d dropped by a staged selection)"
+            % (len(cells), time.monotonic() - t, a.P, a.T, planned - len(cells)))
         run([py, a.driver, "gather", a.sweep, "--quick", "--root", root], 60)
         with open(root / "gathered.csv", newline="") as f:
             rows = list(csv.DictReader(f))

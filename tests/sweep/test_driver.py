@@ -207,7 +207,7 @@ class DocExample(Base):
         self.assertEqual(len(full), 3 * 5 * 2 * 2)
         self.assertEqual(len(quick), 2 * 2)
         self.assertEqual({c.settings["run.steps"] for c in quick}, {20})
-        self.assertEqual(S.load_sweep(p).select, {"x": ["model.layers"], "by": "eval_loss"})
+        self.assertEqual(S.load_sweep(p).select, {"x": ["model.layers"], "by": "eval_loss", "seeds": None})
 
 
 class BadSweeps(Base):
@@ -263,6 +263,13 @@ class BadSweeps(Base):
          'select.x: "b" is not a key of [axes] or [[zip]]'),
         ("select without by", HEAD + '[axes]\n"a" = [1]\n[select]\nx = ["a"]\n',
          "select.by: expected the name of a metric"),
+        ("select seeds empty", HEAD + '[axes]\n"a" = [1]\n[select]\nx = ["a"]\nby = "l"\nseeds = []\n',
+         "select.seeds: expected a non-empty list of distinct seeds, got []"),
+        ("select seeds not the sweep's", HEAD + '[axes]\n"a" = [1]\n[select]\nx = ["a"]\nby = "l"\n'
+         'seeds = [7]\n', "select.seeds: 7 is not one of the sweep's seeds [0]"),
+        ("select seeds not quick's", 'name = "bad"\nseeds = [0, 1]\n[axes]\n"a" = [1]\n[select]\n'
+         'x = ["a"]\nby = "l"\nseeds = [1]\n[quick]\nseeds = [0]\n',
+         "select.seeds: 1 is not one of the sweep's seeds [0] (with [quick] applied)"),
         ("resources not scalar", HEAD + '[resources]\ncpus = [1]\n', "resources.cpus: a list"),
         ("not TOML", 'name = \n', "not a valid TOML file"),
     ]
@@ -814,6 +821,103 @@ class Slurm(Base):
         self.ok(r)
         self.assertIn("all 4 cells are done; nothing to submit", r.stdout)
         self.assertFalse((root / "submitted.json").exists())
+
+
+class Staged(Base):
+    """[select] seeds = [0]: select on seed 0, then run the other seeds of the selected cells only."""
+    SWEEP = """
+        name = "st"
+        seeds = [0, 1, 2]
+        [fixed]
+        "run.steps" = 2
+        [axes]
+        "model.layers" = [1, 2]
+        "run.optimizer.lr" = [0.1, 0.2, 0.3]
+        [select]
+        x = ["model.layers"]
+        by = "eval_loss"
+        seeds = [0]
+    """
+    STUB, tools = Slurm.STUB, Slurm.tools  # the stub SLURM executor
+
+    @staticmethod
+    def loss(c):
+        line = [l for l in (c.dir / "metrics.csv").read_text().splitlines()
+                if l.startswith("eval_loss,")][0]
+        return float(line.split(",")[5])
+
+    def test_select_on_seed_0_then_run_the_chosen(self):
+        p = self.sweep(self.SWEEP)
+        root = self.d / "r"
+        self.ok(drive("plan", p, "--root", root, "--no-check"))
+        r = self.ok(drive("status", p, "--root", root))
+        self.assertIn("18 cells: 12 waiting, 6 pending", r.stdout)
+        r = self.run_fake(p, root, "-P", "2", "-T", "1")
+        self.assertIn("6 to run (12 more wait for the selection on seeds, 0 dropped by it)", r.stderr)
+        cells = self.cells(p, root=root)
+        chosen = {}
+        for L in (1, 2):
+            firsts = [c for c in cells if c.settings["model.layers"] == L and c.settings["run.seed"] == 0]
+            chosen[L] = min(firsts, key=self.loss).settings["run.optimizer.lr"]
+            for c in cells:
+                if c.settings["model.layers"] != L:
+                    continue
+                want = "done" if c.settings["run.seed"] == 0 or \
+                    c.settings["run.optimizer.lr"] == chosen[L] else "dropped"
+                st = json.loads((c.dir / "status.json").read_text())
+                self.assertEqual(st["state"], want, c.settings)
+                if want == "dropped":
+                    self.assertFalse((c.dir / "attempts.json").exists())
+        r = self.ok(drive("status", p, "--root", root))
+        self.assertIn("18 cells: 10 done, 8 dropped", r.stdout)
+        # gather needs no --partial: the dropped cells are not missing; the chosen configurations
+        # are selected at every seed, the others at none
+        self.ok(drive("gather", p, "--root", root))
+        rows = read_csv(root / "gathered.csv")
+        h = rows[0]
+        got = {}
+        for row in rows[1:]:
+            got.setdefault(row[0], (row[h.index("model.layers")], row[h.index("run.optimizer.lr")],
+                                    row[h.index("run.seed")], row[h.index("selected")]))
+        self.assertEqual(len(got), 10)
+        for L, lr, seed, sel in got.values():
+            self.assertEqual(sel, "1" if float(lr) == chosen[int(L)] else "0")
+        self.assertEqual(sorted(int(s) for L, lr, s, sel in got.values() if sel == "1"),
+                         [0, 0, 1, 1, 2, 2])
+        # a second run has nothing left to do
+        r = self.run_fake(p, root)
+        self.assertIn("10 done (skipped), 0 to run (0 more wait for the selection on seeds, 8 "
+                      "dropped by it)", r.stderr)
+
+    def test_unfinished_selection_keeps_the_rest_waiting(self):
+        p = self.sweep(self.SWEEP)
+        root = self.d / "r"
+        self.ok(drive("plan", p, "--root", root, "--no-check"))
+        cells = self.cells(p, root=root)
+        # L = 1's seed-0 cells done by hand (lr 0.2 lowest); L = 2's not
+        for c in cells:
+            if c.settings["model.layers"] == 1 and c.settings["run.seed"] == 0:
+                v = {0.1: 0.5, 0.2: 0.25, 0.3: 0.75}[c.settings["run.optimizer.lr"]]
+                (c.dir / "metrics.csv").write_text(f"metric,a,b,layer,prefix,value,ci95\neval_loss,,,,,{v},\n")
+                (c.dir / "status.json").write_text('{"state": "done"}')
+        needed, waiting, dropped = S.stage_plan(S.load_sweep(p), cells)
+        lr = lambda cs: sorted((c.settings["model.layers"], c.settings["run.optimizer.lr"],
+                                c.settings["run.seed"]) for c in cs)
+        self.assertEqual(lr(dropped), [(1, 0.1, 1), (1, 0.1, 2), (1, 0.3, 1), (1, 0.3, 2)])
+        self.assertEqual(lr(waiting), [(2, x, s) for x in (0.1, 0.2, 0.3) for s in (1, 2)])
+        self.assertEqual(lr(needed), sorted([(1, x, 0) for x in (0.1, 0.2, 0.3)] + [(1, 0.2, 1), (1, 0.2, 2)]
+                                            + [(2, x, 0) for x in (0.1, 0.2, 0.3)]))
+        # gather: the waiting cells are missing (not done), the dropped ones are not
+        r = self.ok(drive("gather", p, "--root", root), 1)
+        self.assertIn("gather: 11 of 14 cells are not done", r.stderr)
+        # slurm submits the cells it can run now and says that the rest wait
+        drv = self.tools(stub=True)
+        r = subprocess.run([sys.executable, str(drv), "slurm", str(p), "--root", str(root),
+                            "--runner", str(FAKE), "--dry-run"], capture_output=True, text=True)
+        self.ok(r)
+        self.assertIn("6 cells wait for the selection on seeds [0]", r.stdout)
+        got = json.loads((root / "submitted.json").read_text())
+        self.assertEqual(len(got["cells"]), 5)
 
 
 class Atomic(Base):
