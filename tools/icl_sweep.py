@@ -931,19 +931,28 @@ def parallel_threads(P, T, cores):
     return P, T
 
 
-def run_order(cells: list, order: str) -> list:
+def run_order(cells: list, order: str, first=()) -> list:
     """The order in which `run` and `slurm` start the pending cells: `cells` (the cell order, §1) or
     `seeds` (every cell of the first seed in cell order, then of the next seed, ...: a sweep
     interrupted early has each configuration once rather than a few configurations thrice)."""
     if order == "seeds":
-        return sorted(cells, key=lambda c: c.settings.get("run.seed", 0))  # stable: cell order within
+        cells = sorted(cells, key=lambda c: c.settings.get("run.seed", 0))  # stable: cell order within
+    if first:  # --first: the cells with every given setting before the rest, each part in order
+        def matches(c):
+            return all(k in c.settings and c.settings[k] == v and
+                       isinstance(c.settings[k], bool) == isinstance(v, bool) for k, v in first)
+        if cells and not any(matches(c) for c in cells):
+            shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in first)
+            raise SweepError(f"--first {shown}: no cell of the sweep has "
+                             f"{'this setting' if len(first) == 1 else 'all of these settings'}")
+        cells = sorted(cells, key=lambda c: not matches(c))
     return list(cells)
 
 
 def cmd_run(args, sweep: Sweep, cells: list) -> int:
     runner = resolve_runner(args.runner)
     prepare(sweep, cells)
-    cells = run_order(cells, args.order)
+    cells = run_order(cells, args.order, args.first)
     P, T = parallel_threads(args.P, args.T, os.cpu_count())
     refill = None
     if staged(sweep):
@@ -977,7 +986,7 @@ def cmd_slurm(args, sweep: Sweep, cells: list) -> int:
         if not args.dry_run:
             mark_dropped(sweep, needed, dropped)
         cells = needed
-    pending = [c for c in run_order(cells, args.order) if not is_done(c.dir)]
+    pending = [c for c in run_order(cells, args.order, args.first) if not is_done(c.dir)]
     root = Path(args.root).absolute()
     if waiting:
         print(f"{PROG}: {len(waiting)} cells wait for the selection on seeds "
@@ -1201,6 +1210,18 @@ def _int_at_least(lo):
     return parse
 
 
+def _setting(s):
+    """KEY=VALUE of --first: VALUE as a TOML value (8, 1e-3, true, "x"), else the string itself."""
+    key, eq, value = s.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {s!r}")
+    try:
+        v = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        v = value
+    return key, canonical_value(v)
+
+
 def _seconds(s):
     try:
         v = float(s)
@@ -1237,6 +1258,10 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--order", choices=("cells", "seeds"), default="cells",
                            help="start the cells in cell order (default) or seed by seed: every "
                            "cell of the first seed, then the next seed's")
+            s.add_argument("--first", action="append", default=[], type=_setting,
+                           metavar="KEY=VALUE", help="start the cells with this setting before the "
+                           "others (repeatable: cells with all of them; the order within each "
+                           "part as --order says)")
         if name == "run":
             s.add_argument("-T", type=_int_at_least(1), default=None, metavar="N",
                            help="threads per cell (default: P·T fills the cores)")

@@ -414,6 +414,25 @@ class Run(Base):
         self.assertEqual([(c.settings["run.seed"], c.settings["model.layers"])
                           for c in S.run_order(self.cells(p), "seeds")], [(0, 1), (0, 2), (1, 1), (1, 2)])
 
+    def test_first_setting_runs_first(self):
+        p = self.sweep(BASIC)
+        root = self.d / "r"
+        self.run_fake(p, root, "-P", "1", "--first", "model.layers=2")
+        started = sorted((self.attempts(c.dir)[0]["start"], c.settings["model.layers"], c.settings["run.seed"])
+                         for c in self.cells(p, root=root))
+        self.assertEqual([L for _, L, _ in started], [2, 2, 1, 1])
+        cells = self.cells(p)
+        got = S.run_order(cells, "seeds", [("model.layers", 2)])
+        self.assertEqual([(c.settings["model.layers"], c.settings["run.seed"]) for c in got],
+                         [(2, 0), (2, 1), (1, 0), (1, 1)])
+        got = S.run_order(cells, "cells", [("model.layers", 2), ("run.seed", 1)])
+        self.assertEqual([(c.settings["model.layers"], c.settings["run.seed"]) for c in got][0], (2, 1))
+        r = self.ok(drive("run", p, "--root", self.d / "r2", "--runner", FAKE, "--first",
+                          "model.layers=3"), 2)
+        self.assertIn("--first model.layers=3: no cell of the sweep has this setting", r.stderr)
+        r = self.ok(drive("run", p, "--root", self.d / "r2", "--runner", FAKE, "--first", "layers"), 2)
+        self.assertIn("expected KEY=VALUE, got 'layers'", r.stderr)
+
     def test_retries_keep_each_error(self):
         p = self.sweep("""
             name = "retry"
