@@ -415,7 +415,8 @@ class Run(Base):
                           for c in S.run_order(self.cells(p), "seeds")], [(0, 1), (0, 2), (1, 1), (1, 2)])
 
     def test_first_setting_runs_first(self):
-        p = self.sweep(BASIC)
+        # each cell takes >= 1.2 s, so that the start times (whole seconds) are distinct
+        p = self.sweep(BASIC.replace('"run.steps" = 3', '"run.steps" = 2\n"fake.sleep" = 0.6'))
         root = self.d / "r"
         self.run_fake(p, root, "-P", "1", "--first", "model.layers=2")
         started = sorted((self.attempts(c.dir)[0]["start"], c.settings["model.layers"], c.settings["run.seed"])
