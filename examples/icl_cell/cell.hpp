@@ -461,11 +461,16 @@ void run(const Settings& s, const Files& f, int threads, bool check_only) {
                        " (the cell's files belong to another run; remove them to start over)");
   };
   std::string adopted;
-  if (!std::filesystem::exists(f.model()) && !std::filesystem::exists(f.checkpoint()) &&
-      s.boolean("run.adopt_siblings"))
+  // a sibling's finished model is adopted even over this cell's own checkpoint (a cell interrupted
+  // while its sibling trained): resuming would train the same bits again
+  if (!std::filesystem::exists(f.model()) && s.boolean("run.adopt_siblings"))
     adopted = adopt_sibling_model<Model<D, H, M>>(static_cast<int>(L), f, identity);
-  if (!adopted.empty())
+  if (!adopted.empty()) {
     std::cout << "adopted " << adopted << " (a sibling cell of the same run finished training)" << std::endl;
+    std::error_code ec;
+    if (std::filesystem::remove(f.checkpoint(), ec))
+      std::cout << "removed " << f.checkpoint() << " (superseded by the adopted model)" << std::endl;
+  }
   if (std::filesystem::exists(f.model())) {
     // training finished in an earlier attempt (or in a sibling cell): the model file must be this run's
     try {

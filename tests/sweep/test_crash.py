@@ -285,6 +285,19 @@ def test_adoption(exe, work):
           "adoption: training the sibling from scratch gives the adopted bytes")
     check(read(os.path.join(ref, "metrics.csv")) == read(os.path.join(same, "metrics.csv")),
           "adoption: and the same metrics")
+    # a cell interrupted while its sibling trained (a checkpoint of its own) adopts the finished
+    # model instead of resuming: the checkpoint here is garbage, which resuming would refuse
+    late = os.path.join(root, "f_interrupted")
+    write_config(late, dict(s, **{"eval.contexts": 28}))
+    with open(os.path.join(late, "checkpoint.safetensors"), "wb") as f:
+        f.write(b"not a checkpoint")
+    check(run(exe, late) == 0, "adoption: a cell with a checkpoint of its own exits 0")
+    log = read(os.path.join(late, "log.txt")).decode()
+    check("adopted " in log and "removed " in log and "resumed" not in log,
+          "adoption: it adopted the model and removed its checkpoint (log: %r)" % log[-300:])
+    check(read(os.path.join(late, "model.safetensors")) == model and
+          not os.path.exists(os.path.join(late, "checkpoint.safetensors")),
+          "adoption: byte-identical model, checkpoint gone")
     # another run (seed) or another shape (layers) is not adopted; nor without the setting
     for name, change in (("c_other_seed", {"run.seed": 5}), ("d_other_layers", {"model.layers": 2}),
                          ("e_not_asked", {"run.adopt_siblings": False, "eval.contexts": 20})):
