@@ -295,8 +295,9 @@ def probe_block(g, sweep):
                     " | ".join(g3(c.get(x)) for x in layers) + " |")
     models = ordered(k[0] for k in curves)
     text += ["", "| model | MLP beats linear (target, layer) | XᵀY decodable from layer (MLP) | "
-             "w_OLS decodable from layer (MLP) | XᵀY before w_OLS? | best 1 − R² (MLP): XᵀY, w_OLS |",
-             "|---|---|---|---|---|---|"]
+             "w_OLS decodable from layer (MLP) | XᵀY before w_OLS? | best 1 − R² (MLP): XᵀY, w_OLS "
+             "| best layer (MLP): XᵀY, w_OLS | XᵀY best before w_OLS? |",
+             "|---|---|---|---|---|---|---|---|"]
     for m in models:
         if m.startswith("control"):
             continue
@@ -311,12 +312,13 @@ def probe_block(g, sweep):
         if not (cx and cw):
             continue
         lx, lw = decodable_from(cx), decodable_from(cw)
-        text.append("| %s | %d of %d | %d | %d | %s | %s, %s |" % (
+        bx, bw = min(cx, key=cx.get), min(cw, key=cw.get)
+        text.append("| %s | %d of %d | %d | %d | %s | %s, %s | %d, %d | %s |" % (
             m, wins, total, lx, lw, "**yes**" if lx < lw else "**no**", g3(min(cx.values())),
-            g3(min(cw.values()))))
+            g3(min(cw.values())), bx, bw, "**yes**" if bx < bw else "**no**"))
     text += ["", "(\"decodable from layer ℓ\": the first layer whose 1 − R² is within 10% of the "
-             "curve's minimum over the layers. The paper: XᵀY from about layer 7, w_OLS from about "
-             "layer 12 of 16.)"]
+             "curve's minimum over the layers; \"best layer\": the layer of that minimum. The paper: "
+             "XᵀY from about layer 7, w_OLS from about layer 12 of 16.)"]
     return "\n".join(text)
 
 
