@@ -758,9 +758,11 @@ class LocalExecutor:
     def _next_launchable(self, queue: collections.deque):
         """Pops and returns the first queued cell that does not wait on a sibling, or None. A cell
         with run.adopt_siblings = true waits while a running cell has the same training
-        (training_key): when that one finishes, this one adopts its model instead of training the
-        same bits again beside it (docs/sweeps.md §3; the Fig. 4 probe ablations)."""
-        training = {training_key(j.cell) for j in self.running.values()}
+        (training_key) and has not written its model file yet: once it has (it evaluates), this
+        one starts and adopts the model instead of training the same bits again beside it
+        (docs/sweeps.md §3; the Fig. 4 probe ablations)."""
+        training = {training_key(j.cell) for j in self.running.values()
+                    if not (j.cell.dir / "model.safetensors").exists()}  # still training
         for i, cell in enumerate(queue):
             if cell.settings.get("run.adopt_siblings") is True and training_key(cell) in training:
                 continue

@@ -562,7 +562,7 @@ class Run(Base):
     def test_siblings_of_one_training_wait_for_it(self):
         # run.adopt_siblings: a cell whose training (model.*, run.*) is running is not started
         # beside it; the next queued cell of another training is, and the waiting one starts when
-        # its sibling is no longer running
+        # its sibling has finished training
         p = self.sweep("""
             name = "adopt"
             seeds = [0]
@@ -584,9 +584,15 @@ class Run(Base):
         ex.running[second.id] = types.SimpleNamespace(cell=second)
         self.assertIsNone(ex._next_launchable(queue))  # all four wait
         self.assertEqual(len(queue), 4)
-        del ex.running[first.id]
+        # the first has written its model file (it evaluates now): its siblings may start
+        first.dir.mkdir(parents=True)
+        (first.dir / "model.safetensors").write_bytes(b"")
         third = ex._next_launchable(queue)
         self.assertEqual((third.settings["model.layers"], third.settings["eval.variant"]), (1, 2))
+        del ex.running[first.id]
+        fourth = ex._next_launchable(queue)
+        self.assertEqual((fourth.settings["model.layers"], fourth.settings["eval.variant"]), (1, 3))
+        self.assertIsNone(ex._next_launchable(queue))  # L = 2's wait for the second
         # without the setting nothing waits
         plain = [S.Cell(c.id, c.dir, dict(c.settings, **{"run.adopt_siblings": False}), c.grid)
                  for c in cells]
