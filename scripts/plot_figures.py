@@ -379,7 +379,39 @@ def heatmaps(g, out):
 
 
 def fig4_ablation(g, out):
-    fig4(g, out)
+    """One panel per (depth, target): the MLP read-out of every probe variant (the linear one is
+    in the table of docs/reproduction.md), one colour per variant in every panel."""
+    curves = figdata.probe_curves(figdata.Root(g.root), g.rows)
+    curves = {k: c for k, c in curves.items() if k[2] == "mlp"}
+    if not curves:
+        raise PlotError("%s: no probe_r2 rows of the MLP read-out" % g.path)
+    depths = sorted({int(r["model.layers"]) for r in g.rows if r.get("model.layers")})
+    targets = ordered(t for _, t, _ in curves)
+    variants = ordered(m.split(", ", 1)[1] if m.startswith("L = ") else m
+                       for m, _, _ in sorted(curves))
+    colour = {v: "C%d" % (i % 10) for i, v in enumerate(variants)}
+    fig, axes = plt.subplots(len(depths), len(targets), squeeze=False,
+                             figsize=(6.5 * len(targets), 4.2 * len(depths)))
+    for i, L in enumerate(depths):
+        for j, t in enumerate(targets):
+            ax = axes[i][j]
+            for (m, tt, _), c in sorted(curves.items()):
+                if tt != t or not m.startswith("L = %d," % L):
+                    continue
+                v = m.split(", ", 1)[1]
+                layers = sorted(c)
+                ax.plot(layers, [c[x] for x in layers], marker="o", ms=3, color=colour[v], label=v)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_xlabel("layer (0 = embedding)")
+            ax.set_ylabel("held-out 1 - R² (MLP probe, mean over n)")
+            ax.set_title("L = %d: %s" % (L, {"xty": "XᵀY", "w_ols": "w_OLS"}.get(t, t)))
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Fig. 4 ablations: probe size, standardised targets, probe data, depth (d = %d)" % g.d)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def fig8(g, out):
