@@ -26,6 +26,7 @@ Figs. 1-3, 4 for Fig. 4, with a note). Debian's python3 with numpy and matplotli
 docs/reproduction.md shows the results.
 """
 import argparse
+import copy
 import csv
 import json
 import math
@@ -412,6 +413,13 @@ def fig4_ablation(g, out):
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    # the heatmaps of the deepest model under the largest probe variant (the last in cell order)
+    deep = [r for r in g.rows if r.get("model.layers") == str(depths[-1])]
+    if deep:
+        last = deep[-1]["cell"]
+        view = copy.copy(g)
+        view.rows = [r for r in g.rows if r["cell"] == last]
+        heatmaps(view, out.replace(".png", "_attention.png"))
 
 
 def fig8(g, out):
