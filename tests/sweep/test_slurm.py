@@ -20,7 +20,9 @@
    compares the two gathered.csv files byte for byte.
 6. The quick versions of the figure sweeps (sweeps/fig1.toml ... fig4.toml; --figures): all
    submitted at once with `slurm --quick` (one array each, --threads from [resources] cpus),
-   waited for, every task COMPLETED and every cell done; gathered; run again with the local
+   waited for, every task COMPLETED and every cell done (a sweep with a staged selection, fig3:
+   `slurm` again for the chosen configurations' other seeds, a second array, as docs/sweeps.md
+   says to); gathered; run again with the local
    executor (-P 2 -T 1) and gathered; each figure's two gathered.csv files compared byte for byte.
 The cluster is stopped on every path: finally, SIGTERM/SIGINT/SIGHUP handlers, and a watcher
 process that stops it if this process dies without either (CTest kills a test at its TIMEOUT).
@@ -334,21 +336,26 @@ def figure_sweeps(env, cdir, runner, driver, work, sweeps, deadline):
 
     py = sys.executable
     t = time.monotonic()
-    jobs = {}
-    for sw in sweeps:
+
+    def submit(sw):
+        """Submits the cells of sw that can run now; (job id, tasks, whether cells wait for a
+        staged selection), or None when there is nothing to submit."""
         root = work / "figures_slurm" / sw.stem
+        before = set((root / "slurm").glob("array-*.job")) if (root / "slurm").exists() else set()
         r = run([py, driver, "slurm", sw, "--quick", "--root", root, "--runner", runner], env,
                 timeout=60, check=False)
         if r.returncode != 0:
             raise Failure("icl_sweep.py slurm %s --quick exited %d\n%s%s"
                           % (sw, r.returncode, r.stdout, r.stderr))
-        job_file = root / "slurm" / "array-0.job"
-        if not job_file.exists():
-            raise Failure("no %s after submitting %s" % (job_file, sw))
-        jobs[sw] = (int(job_file.read_text()),
-                    len((root / "slurm" / "array-0.cells").read_text().splitlines()))
-    log("figure sweeps submitted: %s" % ", ".join("%s: job %d (%d cells)" % (sw.stem, j, n)
-                                                   for sw, (j, n) in jobs.items()))
+        new = sorted(set((root / "slurm").glob("array-*.job")) - before)
+        waits = "wait for the selection" in r.stdout
+        if not new:
+            if "nothing to submit" in r.stdout:
+                return None
+            raise Failure("no new array-*.job under %s after submitting %s" % (root / "slurm", sw))
+        job_file = new[-1]
+        cells_file = job_file.with_suffix(".cells")
+        return int(job_file.read_text()), len(cells_file.read_text().splitlines()), waits
 
     def diag():
         out = []
@@ -365,17 +372,36 @@ def figure_sweeps(env, cdir, runner, driver, work, sweeps, deadline):
                                                          read_json(d / "status.json"), tail))
         return "\n".join(out)
 
-    ids = ",".join(str(j) for j, _ in jobs.values())
-    wait_for("the figure arrays %s to finish" % ids,
-             lambda: not run(["squeue", "-h", "-j", ids], env, check=False).stdout.strip(),
-             left(), diag, 0.5)
-    log("figure arrays finished in %.1f s" % (time.monotonic() - t))
-    for sw, (job, n) in jobs.items():
-        show = run(["scontrol", "-o", "show", "job", str(job)], env).stdout
-        states = re.findall(r"JobState=(\S+)", show)
-        if len(states) != n or set(states) != {"COMPLETED"}:
-            raise Failure("%s: expected %d COMPLETED tasks, scontrol show job says %s\n%s"
-                          % (sw.stem, n, states, diag()))
+    # stage by stage: a sweep with a staged selection ([select] seeds, fig3) submits its other
+    # seeds' cells of the chosen configurations in a second array, once the first one is done
+    todo, stage = list(sweeps), 0
+    while todo:
+        jobs = {}
+        for sw in todo:
+            sub = submit(sw)
+            if sub is None:
+                if stage == 0:
+                    raise Failure("%s: nothing submitted at the first stage" % sw)
+                continue
+            jobs[sw] = sub
+        if not jobs:
+            break
+        log("figure sweeps submitted (stage %d): %s" % (stage, ", ".join(
+            "%s: job %d (%d cells)" % (sw.stem, j, n) for sw, (j, n, _) in jobs.items())))
+        ids = ",".join(str(j) for j, _, _ in jobs.values())
+        wait_for("the figure arrays %s to finish" % ids,
+                 lambda: not run(["squeue", "-h", "-j", ids], env, check=False).stdout.strip(),
+                 left(), diag, 0.5)
+        for sw, (job, n, _) in jobs.items():
+            show = run(["scontrol", "-o", "show", "job", str(job)], env).stdout
+            states = re.findall(r"JobState=(\S+)", show)
+            if len(states) != n or set(states) != {"COMPLETED"}:
+                raise Failure("%s: expected %d COMPLETED tasks, scontrol show job says %s\n%s"
+                              % (sw.stem, n, states, diag()))
+        todo = [sw for sw, (_, _, waits) in jobs.items() if waits]
+        stage += 1
+    log("figure arrays finished in %.1f s (%d stages)" % (time.monotonic() - t, stage))
+    for sw in sweeps:
         run([py, driver, "gather", sw, "--quick", "--root", work / "figures_slurm" / sw.stem], env)
     t = time.monotonic()
     for sw in sweeps:
