@@ -262,6 +262,9 @@ def fig8_table(g):
 # Fig. 4: probes
 
 
+TARGET_NAMES = {"xty": "XᵀY", "w_ols": "w_OLS"}  # the probe targets as the docs write them
+
+
 def probe_curves(g, rows):
     """{(model label, target, readout): {layer: mean over n (then seeds) of held-out 1 - R^2}}."""
     acc = {}

@@ -308,6 +308,20 @@ def fig3_width(g, out):
     panel(g, out, "model.hidden", "hidden size H", "Fig. 3a, width panel: phases with width")
 
 
+TARGET_NAMES = figdata.TARGET_NAMES
+
+
+def probe_axes(ax, ylabel, title):
+    """The layer axis, labels and grid of a probe panel (fig4, fig4_ablation)."""
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("layer (0 = embedding)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def fig4(g, out):
     curves = figdata.probe_curves(figdata.Root(g.root), g.rows)
     if not curves:
@@ -321,13 +335,7 @@ def fig4(g, out):
             layers = sorted(c)
             ax.plot(layers, [c[x] for x in layers], marker="o", ms=3,
                     ls="--" if m.startswith("control") else "-", label="%s, %s" % (m, readout))
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_xlabel("layer (0 = embedding)")
-        ax.set_ylabel("held-out 1 - R² (mean over n)")
-        ax.set_title({"xty": "XᵀY", "w_ols": "w_OLS"}.get(t, t))
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        probe_axes(ax, "held-out 1 - R² (mean over n)", TARGET_NAMES.get(t, t))
     fig.suptitle("Fig. 4: probing the hidden states (d = %d)" % g.d)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -371,7 +379,7 @@ def heatmaps(g, out):
                       fontsize=6)
         ax.set_xlabel("token position (x_1, y_1, x_2, ...; ticks at the x tokens)")
         ax.set_title("%s, MLP probe, layer %d (its best mean R²)" % (
-            {"xty": "XᵀY", "w_ols": "w_OLS"}.get(t, t), layer), fontsize=9)
+            TARGET_NAMES.get(t, t), layer), fontsize=9)
         fig.colorbar(im, ax=ax, label="attention weight")
     fig.suptitle("Fig. 4 heatmaps: where the probes read each target from (cell %s)" % cell)
     fig.tight_layout()
@@ -402,13 +410,8 @@ def fig4_ablation(g, out):
                 v = m.split(", ", 1)[1]
                 layers = sorted(c)
                 ax.plot(layers, [c[x] for x in layers], marker="o", ms=3, color=colour[v], label=v)
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-            ax.set_xlabel("layer (0 = embedding)")
-            ax.set_ylabel("held-out 1 - R² (MLP probe, mean over n)")
-            ax.set_title("L = %d: %s" % (L, {"xty": "XᵀY", "w_ols": "w_OLS"}.get(t, t)))
-            ax.set_ylim(bottom=0)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            probe_axes(ax, "held-out 1 - R² (MLP probe, mean over n)",
+                       "L = %d: %s" % (L, TARGET_NAMES.get(t, t)))
     fig.suptitle("Fig. 4 ablations: probe size, standardised targets, probe data, depth (d = %d)" % g.d)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -322,7 +322,7 @@ def probe_block(g, sweep):
     return "\n".join(text)
 
 
-TARGET = {"xty": "XᵀY", "w_ols": "w_OLS"}
+TARGET = figdata.TARGET_NAMES
 
 
 def fig4(g):

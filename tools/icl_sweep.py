@@ -1095,6 +1095,12 @@ def _combo(sweep: Sweep, c: Cell) -> tuple:
     return tuple(json.dumps(c.settings[k]) for k in sweep.axis_keys)
 
 
+def _chosen_combos(sweep: Sweep, cells: list, metrics: dict) -> set:
+    """The configurations (_combo) that select_cells chooses among `cells`."""
+    chosen = select_cells(sweep, cells, metrics)
+    return {_combo(sweep, c) for c in cells if c.id in chosen}
+
+
 def staged(sweep: Sweep) -> bool:
     """Whether the sweep selects on some seeds first ([select] seeds = [...])."""
     return sweep.select is not None and sweep.select.get("seeds") is not None
@@ -1121,8 +1127,7 @@ def stage_plan(sweep: Sweep, cells: list):
             fate[c.id] = "needed"
         rest = [c for c in members if c.settings[SEED_KEY] not in first]
         if firsts and all(is_done(c.dir) for c in firsts):
-            chosen = select_cells(sweep, firsts, {c.id: read_metrics(c) for c in firsts})
-            combos = {_combo(sweep, c) for c in firsts if c.id in chosen}
+            combos = _chosen_combos(sweep, firsts, {c.id: read_metrics(c) for c in firsts})
             for c in rest:
                 fate[c.id] = "needed" if _combo(sweep, c) in combos else "dropped"
         else:
@@ -1172,8 +1177,7 @@ def cmd_gather(args, sweep: Sweep, cells: list) -> int:
     metrics = {c.id: read_metrics(c) for c in todo}
     if staged(sweep):  # chosen on the selection seeds; the other seeds follow their configuration
         first = set(sweep.select["seeds"])
-        chosen = select_cells(sweep, [c for c in todo if c.settings[SEED_KEY] in first], metrics)
-        combos = {_combo(sweep, c) for c in todo if c.id in chosen}
+        combos = _chosen_combos(sweep, [c for c in todo if c.settings[SEED_KEY] in first], metrics)
         selected = {c.id for c in todo if _combo(sweep, c) in combos}
     else:
         selected = select_cells(sweep, todo, metrics)
