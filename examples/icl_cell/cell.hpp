@@ -191,7 +191,8 @@ class Settings {
   }
   bool boolean(const std::string& k) const {
     const std::string& t = v_.at(k);
-    if (t != "true" && t != "false") throw ConfigError("setting '" + k + "': expected true or false, got " + t);
+    if (t != "true" && t != "false")
+      throw ConfigError("setting '" + k + "': expected true or false, got " + t);
     return t == "true";
   }
   const std::string& text(const std::string& k) const { return v_.at(k); }
@@ -283,7 +284,8 @@ class Metrics {
 /// train: cells that differ only in their evaluation (the Fig. 4 probe ablations) train once.
 /// Returns the adopted file, or "" if no sibling has one.
 template <class ModelT>
-std::string adopt_sibling_model(int layers, const Files& f, const std::map<std::string, std::string>& identity) {
+std::string adopt_sibling_model(int layers, const Files& f,
+                                const std::map<std::string, std::string>& identity) {
   namespace fs = std::filesystem;
   const fs::path parent = fs::absolute(f.dir).parent_path();
   std::vector<fs::path> dirs;
