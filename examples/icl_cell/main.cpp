@@ -153,6 +153,10 @@ int main(int argc, char** argv) {
       for (const auto& sh : all_shapes())
         if (sh.d == s.integer("model.d"))
           list += (list.empty() ? "" : ", ") + std::to_string(sh.hidden) + "/" + std::to_string(sh.heads);
+      if (list.empty())
+        throw cell::ConfigError("setting 'model.d' = " + s.text("model.d") +
+                                ": this icl_cell was built without any model for that d (configured "
+                                "with -DICL_CELL_DIMS not listing it; the default compiles every d)");
       throw cell::ConfigError("settings 'model.hidden' / 'model.heads' = " + s.text("model.hidden") + "/" +
                               s.text("model.heads") + ": not compiled for d = " + s.text("model.d") +
                               "; compiled: " + list +
