@@ -619,8 +619,8 @@ struct ShapeList;
 template <int D, int... H, int... M>
 struct ShapeList<D, HM<H, M>...> {
   // (maybe_unused: with no shape, ICL_CELL_NO_SHAPES, the fold is empty and is false)
-  static bool run([[maybe_unused]] const Settings& s, [[maybe_unused]] const Files& f,
-                  [[maybe_unused]] int threads, [[maybe_unused]] bool check) {
+  static bool run(const Settings& s, [[maybe_unused]] const Files& f, [[maybe_unused]] int threads,
+                  [[maybe_unused]] bool check) {
     [[maybe_unused]] const long long h = s.integer("model.hidden"), m = s.integer("model.heads");
     return ((h == H && m == M ? (cell::run<D, H, M>(s, f, threads, check), true) : false) || ...);
   }

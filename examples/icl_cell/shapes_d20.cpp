@@ -7,9 +7,9 @@ namespace cell {
 #if defined(ICL_CELL_NO_SHAPES)  // d not in -DICL_CELL_DIMS: no model for this d in this build
 using ShapesD20 = ShapeList<20>;
 #elif defined(ICL_CELL_MINIMAL_SHAPES)  // -DICL_CELL_SHAPES=minimal, the default: the tests' shape
-using ShapesD20 = ShapeList<20, HM<64, 4>>;
+using ShapesD20 = ShapeList<20, HM<64, 4> >;
 #else
-using ShapesD20 = ShapeList<20, HM<16, 4>, HM<32, 4>, HM<64, 1>, HM<64, 4>>;
+using ShapesD20 = ShapeList<20, HM<16, 4>, HM<32, 4>, HM<64, 1>, HM<64, 4> >;
 #endif
 bool run_d20(const Settings& s, const Files& f, int threads, bool check) {
   return ShapesD20::run(s, f, threads, check);

@@ -7,9 +7,9 @@ namespace cell {
 #if defined(ICL_CELL_NO_SHAPES)  // d not in -DICL_CELL_DIMS: no model for this d in this build
 using ShapesD4 = ShapeList<4>;
 #elif defined(ICL_CELL_MINIMAL_SHAPES)  // -DICL_CELL_SHAPES=minimal, the default: the tests' shape
-using ShapesD4 = ShapeList<4, HM<64, 4>>;
+using ShapesD4 = ShapeList<4, HM<64, 4> >;
 #else
-using ShapesD4 = ShapeList<4, HM<16, 4>, HM<32, 4>, HM<64, 1>, HM<64, 4>>;
+using ShapesD4 = ShapeList<4, HM<16, 4>, HM<32, 4>, HM<64, 1>, HM<64, 4> >;
 #endif
 bool run_d4(const Settings& s, const Files& f, int threads, bool check) {
   return ShapesD4::run(s, f, threads, check);
