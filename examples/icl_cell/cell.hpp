@@ -251,8 +251,12 @@ struct Status {
   }
 };
 
-/// Thrown when a stop signal arrived and the cell's state is safely on disk: exit 75.
-struct Interrupted {};
+/// Thrown when a stop signal arrived and the cell's state is safely on disk: exit 75. It carries the
+/// cell's progress at the stop (the step its checkpoint or model file holds), which main() writes to
+/// status.json with state "interrupted".
+struct Interrupted {
+  Status status;
+};
 
 /// The tidy metrics table of a cell: metric, a, b, layer, prefix, value, ci95.
 class Metrics {
@@ -500,11 +504,11 @@ void run(const Settings& s, const Files& f, int threads, bool check_only) {
       st.write(f);
     });
     trainer.run();
-    if (trainer.interrupted()) throw Interrupted{};
+    st.step = trainer.step();  // where the checkpoint of an interrupted run stands
+    if (trainer.interrupted()) throw Interrupted{st};
     icl::train::save_model(model, f.model(), identity);
-    st.step = trainer.step();
   }
-  if (icl::train::stop_requested()) throw Interrupted{};  // the model file is saved: resume evaluates
+  if (icl::train::stop_requested()) throw Interrupted{st};  // the model file is saved: resume evaluates
 
   st.state = "evaluating";
   st.write(f);
@@ -545,7 +549,7 @@ void run(const Settings& s, const Files& f, int threads, bool check_only) {
   } else if (kind == "probe") {
     icl::io::CsvWriter att(f.probe_attention(), {"target", "readout", "layer", "n", "position", "weight"});
     for (const int n : ns) {
-      if (icl::train::stop_requested()) throw Interrupted{};
+      if (icl::train::stop_requested()) throw Interrupted{st};
       icl::Rng prng(static_cast<std::uint64_t>(s.integer("probe.seed")) + static_cast<std::uint64_t>(n));
       const auto set =
           pb::sample_probe_set<float, D>({n}, n, static_cast<int>(s.integer("probe.prompts")), prng);

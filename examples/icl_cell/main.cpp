@@ -166,11 +166,11 @@ int main(int argc, char** argv) {
     }
     if (!check) std::cout << "icl_cell: " << dir << " done" << std::endl;
     return 0;
-  } catch (const cell::Interrupted&) {
+  } catch (const cell::Interrupted& stop) {
     std::cout << "icl_cell: stopped by signal " << icl::train::stop_requested()
               << "; state saved, run again to resume" << std::endl;
     try {
-      cell::Status st;
+      cell::Status st = stop.status;  // the step reached (the checkpoint's), the last loss and rate
       st.state = "interrupted";
       st.write(files);
     } catch (...) {

@@ -11,8 +11,8 @@ Runs the real `icl_cell` on small cells in a temporary folder:
    on disk, if any, is a complete safetensors file (atomic replace), and no kill loses more than
    one checkpoint interval of progress once a checkpoint exists.
 3. signals: SIGTERM / SIGINT / SIGUSR1 make the runner checkpoint and exit 75 (status.json says
-   interrupted); resuming gives the uninterrupted bytes; a second signal exits at once with
-   128 + signal.
+   interrupted, at the checkpoint's step); resuming gives the uninterrupted bytes; a second signal
+   exits at once with 128 + signal.
 4. refusal: changing a result-changing setting of a half-run cell makes the runner exit 2 naming
    the field; changing only the checkpoint interval (no effect on results) is accepted.
 5. adoption (run.adopt_siblings): a cell that differs from a finished sibling only in its
@@ -205,6 +205,9 @@ def test_signals(exe, work):
         ck = os.path.join(d, "checkpoint.safetensors")
         step = checkpoint_step(ck) if os.path.exists(ck) else -1
         check(0 < step < 1500, "signals: a checkpoint was written at the stop (step %g, interval 500)" % step)
+        check(status.get("step") == step and status.get("steps") == 1500,
+              "signals: status.json says the checkpoint's step of 1500 (step %s of %s; checkpoint %g)"
+              % (status.get("step"), status.get("steps"), step))
         check(run(exe, d) == 0, "signals: resume exits 0")
         check(read(os.path.join(d, "model.safetensors")) == read(os.path.join(ref, "model.safetensors")),
               "signals: resumed model is byte-identical")
