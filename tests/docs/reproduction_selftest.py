@@ -110,6 +110,13 @@ def main():
     r = run(doc, results, "--check")
     check(r.returncode != 0 and "gen:fig8" in r.stderr, "a missing block is refused")
 
+    # the phase verdicts of Figs. 3a/3b and the width panel ("ridge or OLS": either family passes)
+    for expected, name, want in (("ridge or OLS", "Ridge(0.1)", True), ("ridge or OLS", "OLS", True),
+                                 ("ridge or OLS", "GD(0.02)", False), ("GD", "SGD(0.01)", True),
+                                 ("OLS", "Ridge(0.5)", False), ("ridge", "kNN(3)", False)):
+        check(reproduction.phase_matches(expected, name) == want,
+              "phase verdict: %s counts as %r: %s" % (name, expected, want))
+
     if failures:
         sys.exit("%d check(s) failed" % len(failures))
     print("all checks passed")
