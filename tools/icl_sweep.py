@@ -825,28 +825,34 @@ class LocalExecutor:
 
     def progress(self, queue) -> str:
         """The progress line, from the cells' status.json: steps/s is the sum over the running
-        cells; ETA is the steps left (a cell without status.json counts run.steps, or the mean of
-        the known step counts) over that rate."""
-        rate, left, counts, unknown = 0.0, 0.0, [], 0
+        cells; ETA is the work left over the running cells' rate of work, a cell's work being its
+        steps times its model.layers (1 when it has none: a step of an L-layer model costs about
+        L times a 1-layer step at the same width; the width's cost is not modelled). A cell without
+        status.json counts run.steps, or the mean of the known step counts."""
+        rate, work_rate, left, counts, unknown = 0.0, 0.0, 0.0, [], []
         for c in self.cells:
             if c.id in self.done or c.id in self.failed:
                 continue
             st = read_status(c.dir) or {}
             if st.get("state") == DROPPED:
                 continue
+            layers = _num(c.settings.get("model.layers"))
+            layers = layers if layers is not None and layers > 0 else 1
             steps = _num(st.get("steps"))
             if steps is None:
                 steps = _num(c.settings.get("run.steps"))
             if steps is None:
-                unknown += 1
+                unknown.append(layers)
             else:
                 counts.append(steps)
-                left += max(0.0, steps - (_num(st.get("step")) or 0))
+                left += max(0.0, steps - (_num(st.get("step")) or 0)) * layers
             if c.id in self.running:
-                rate += _num(st.get("steps_per_s")) or 0.0
+                r = _num(st.get("steps_per_s")) or 0.0
+                rate += r
+                work_rate += r * layers
         if unknown:
-            left = left + unknown * sum(counts) / len(counts) if counts else math.nan
-        eta = 0.0 if left == 0 else (left / rate if rate > 0 else None)
+            left = left + sum(unknown) * sum(counts) / len(counts) if counts else math.nan
+        eta = 0.0 if left == 0 else (left / work_rate if work_rate > 0 else None)
         return (f"cells: {len(self.done)} done, {len(self.running)} running, {len(self.failed)} "
                 f"failed, {len(queue)} pending | {rate:.4g} steps/s | ETA {_fmt_eta(eta)}")
 

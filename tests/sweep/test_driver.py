@@ -632,6 +632,23 @@ class Status(Base):
         self.assertEqual(lines[2].split(), [c0.id, "done", "3/3", "0.25", "no", "0"])
         self.assertEqual(lines[3], "2 cells: 1 done, 1 failed")
 
+    def test_eta_weighs_steps_by_layers(self):
+        # a running 1-layer cell at 10 steps/s, 100 steps left, and a 4-layer cell not started
+        # (100 steps): 100 + 4 x 100 layer-steps at 10 layer-steps/s is 50 s (by steps alone: 20 s)
+        p = self.sweep('name = "eta"\nseeds = [0]\n[fixed]\n"run.steps" = 100\n'
+                       '[axes]\n"model.layers" = [1, 4]\n')
+        one, four = self.cells(p)
+        one.dir.mkdir(parents=True)
+        (one.dir / "status.json").write_text(json.dumps(
+            {"state": "running", "step": 0, "steps": 100, "steps_per_s": 10.0}))
+        ex = S.LocalExecutor([one, four], None, 1, 1, 0, 1.0)
+        ex.running = {one.id: None}
+        self.assertTrue(ex.progress([four]).endswith("| 10 steps/s | ETA 0:00:50"),
+                        ex.progress([four]))
+        ex.done.add(one.id)  # nothing running: no rate, no ETA
+        ex.running = {}
+        self.assertTrue(ex.progress([four]).endswith("| 0 steps/s | ETA ?"), ex.progress([four]))
+
 
 def read_csv(path):
     with open(path, newline="") as f:
