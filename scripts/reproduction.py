@@ -280,7 +280,34 @@ def fig8(g):
                 continue
             cells.append("%s (%s)" % (str(v) if v is not None else "none passes", ratios))
         text.append("| %d | " % d + " | ".join(cells) + " |")
+    text += ["", "| claim | paper | ours |", "|---|---|---|"] + fig8_claims(t)
     return "\n".join(text)
+
+
+def fig8_claims(t):
+    """The verdict rows of App. H's two claims on fig8_table's output: one head suffices (M = 1
+    passes at every d where some M passes), and the smallest L and H grow with d in steps
+    (non-decreasing over the d run, at least one step up; "none passes" counts as above every value
+    tried, so a d where nothing passes after one where something did is a step up)."""
+    rows = []
+    with_m = [d for d, row in t.items() if row["model.heads"][0] is not None]
+    one = [d for d in with_m if t[d]["model.heads"][0] == 1]
+    if not with_m:
+        verdict = "**not reproduced**: no d where any M tried passes"
+    else:
+        verdict = "%s: M = 1 at %d of the %d d where some M passes (%s)" % (
+            "**reproduced**" if len(one) == len(with_m) else "**not reproduced**", len(one),
+            len(with_m), ", ".join("d = %d" % d for d in with_m))
+    rows.append("| one head suffices for every d | yes | %s |" % verdict)
+    for key, label in (("model.layers", "L"), ("model.hidden", "H")):
+        seq = [(d, t[d][key][0]) for d in t if t[d][key][1]]
+        vals = [math.inf if v is None else v for _, v in seq]
+        grows = all(a <= b for a, b in zip(vals, vals[1:])) and len(set(vals)) > 1
+        shown = "smallest %s at d = %s: %s" % (label, ", ".join(str(d) for d, _ in seq), ", ".join(
+            "none" if v is None else str(v) for _, v in seq)) if seq else "nothing run"
+        rows.append("| the smallest %s grows with d, in steps | yes | %s: %s |" % (
+            label, "**reproduced**" if grows else "**not reproduced**", shown))
+    return rows
 
 
 def decodable_from(curve):

@@ -117,6 +117,20 @@ def main():
         check(reproduction.phase_matches(expected, name) == want,
               "phase verdict: %s counts as %r: %s" % (name, expected, want))
 
+    # App. H's verdicts on made-up tables: {d: {factor: (smallest passing, rows tried)}}
+    def table(per_d):
+        keys = ("model.layers", "model.hidden", "model.heads")
+        return {d: {k: (v, [(v, 1, 1, 0.0, 1.0)] if v is not None else [(1, 0, 1, 1.0, 0.0)])
+                    for k, v in zip(keys, vals)} for d, vals in per_d.items()}
+    rows = reproduction.fig8_claims(table({1: (1, 16, 1), 4: (2, 16, 1), 8: (4, 32, 1)}))
+    check(all("**reproduced**" in r for r in rows), "fig8: growing L and H, M = 1 everywhere: "
+          "three claims reproduced (%s)" % rows)
+    rows = reproduction.fig8_claims(table({1: (2, 16, 1), 4: (1, 16, 4), 8: (None, 16, None)}))
+    check(["**not reproduced**" in r for r in rows] == [True, True, True],
+          "fig8: M = 4 needed at d = 4, L falls then none, H constant: none reproduced (%s)" % rows)
+    rows = reproduction.fig8_claims(table({1: (1, 16, 1), 4: (None, 32, 1)}))
+    check("**reproduced**" in rows[1], "fig8: none passing after a value is a step up (%s)" % rows[1])
+
     if failures:
         sys.exit("%d check(s) failed" % len(failures))
     print("all checks passed")
