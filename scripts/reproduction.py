@@ -270,6 +270,7 @@ def fig8(g):
                 figdata.FIG8_BASE["model.layers"], figdata.FIG8_BASE["model.hidden"],
                 figdata.FIG8_BASE["model.heads"]), "",
             "| d | smallest L | smallest H | smallest M |", "|---|---|---|---|"]
+    decided = fig8_decided(t)
     for d, row in t.items():
         cells = []
         for key, _ in figdata.FIG8_FACTORS:
@@ -278,19 +279,40 @@ def fig8(g):
             if not tried:
                 cells.append("– (not run)")
                 continue
-            cells.append("%s (%s)" % (str(v) if v is not None else "none passes", ratios))
+            what = str(v) if v is not None else "none passes"
+            if not decided[d, key]:
+                what = ("≤ %s" % v if v is not None else "none passes yet") + " (values not run)"
+            cells.append("%s (%s)" % (what, ratios))
         text.append("| %d | " % d + " | ".join(cells) + " |")
     text += ["", "| claim | paper | ours |", "|---|---|---|"] + fig8_claims(t)
     return "\n".join(text)
+
+
+def fig8_decided(t):
+    """{(d, factor key): whether fig8_table's smallest passing value at d is final: every value
+    below it that some d tried was tried at d too (or, when none passes, every value some d
+    tried). A partial gather leaves the others open; they take no part in the claims."""
+    values = {key: {row[0] for d in t for row in t[d][key][1]} for key, _ in figdata.FIG8_FACTORS}
+    out = {}
+    for d in t:
+        for key, _ in figdata.FIG8_FACTORS:
+            v, tried = t[d][key]
+            here = {row[0] for row in tried}
+            out[d, key] = bool(tried) and all(u in here for u in values[key]
+                                              if v is None or u < v)
+    return out
 
 
 def fig8_claims(t):
     """The verdict rows of App. H's two claims on fig8_table's output: one head suffices (M = 1
     passes at every d where some M passes), and the smallest L and H grow with d in steps
     (non-decreasing over the d run, at least one step up; "none passes" counts as above every value
-    tried, so a d where nothing passes after one where something did is a step up)."""
+    tried, so a d where nothing passes after one where something did is a step up). Only the d
+    whose value is final (fig8_decided) take part."""
     rows = []
-    with_m = [d for d, row in t.items() if row["model.heads"][0] is not None]
+    decided = fig8_decided(t)
+    with_m = [d for d, row in t.items() if row["model.heads"][0] is not None
+              and decided[d, "model.heads"]]
     one = [d for d in with_m if t[d]["model.heads"][0] == 1]
     if not with_m:
         verdict = "**not reproduced**: no d where any M tried passes"
@@ -300,7 +322,7 @@ def fig8_claims(t):
             len(with_m), ", ".join("d = %d" % d for d in with_m))
     rows.append("| one head suffices for every d | yes | %s |" % verdict)
     for key, label in (("model.layers", "L"), ("model.hidden", "H")):
-        seq = [(d, t[d][key][0]) for d in t if t[d][key][1]]
+        seq = [(d, t[d][key][0]) for d in t if decided[d, key]]
         vals = [math.inf if v is None else v for _, v in seq]
         grows = all(a <= b for a, b in zip(vals, vals[1:])) and len(set(vals)) > 1
         shown = "smallest %s at d = %s: %s" % (label, ", ".join(str(d) for d, _ in seq), ", ".join(

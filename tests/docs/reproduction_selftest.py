@@ -117,11 +117,19 @@ def main():
         check(reproduction.phase_matches(expected, name) == want,
               "phase verdict: %s counts as %r: %s" % (name, expected, want))
 
-    # App. H's verdicts on made-up tables: {d: {factor: (smallest passing, rows tried)}}
-    def table(per_d):
-        keys = ("model.layers", "model.hidden", "model.heads")
-        return {d: {k: (v, [(v, 1, 1, 0.0, 1.0)] if v is not None else [(1, 0, 1, 1.0, 0.0)])
-                    for k, v in zip(keys, vals)} for d, vals in per_d.items()}
+    # App. H's verdicts on made-up tables: {d: {factor: (smallest passing, rows tried)}}, every
+    # value of VALUES tried (passing from the smallest on) unless a d lists fewer
+    values = {"model.layers": (1, 2, 4, 8), "model.hidden": (16, 32, 64), "model.heads": (1, 4)}
+
+    def table(per_d, tried=None):
+        out = {}
+        for d, smallest in per_d.items():
+            out[d] = {}
+            for k, v in zip(values, smallest):
+                run = (tried or {}).get((d, k), values[k])
+                out[d][k] = (v, [(u, 1, 1, 0.0 if v is not None and u >= v else 2.0, 1.0)
+                                 for u in run])
+        return out
     rows = reproduction.fig8_claims(table({1: (1, 16, 1), 4: (2, 16, 1), 8: (4, 32, 1)}))
     check(all("**reproduced**" in r for r in rows), "fig8: growing L and H, M = 1 everywhere: "
           "three claims reproduced (%s)" % rows)
@@ -130,6 +138,11 @@ def main():
           "fig8: M = 4 needed at d = 4, L falls then none, H constant: none reproduced (%s)" % rows)
     rows = reproduction.fig8_claims(table({1: (1, 16, 1), 4: (None, 32, 1)}))
     check("**reproduced**" in rows[1], "fig8: none passing after a value is a step up (%s)" % rows[1])
+    # a partial gather: at d = 4 only L = 1, 2 have run and neither passes: not a step up yet
+    t = table({1: (2, 16, 1), 4: (None, 16, 1)}, tried={(4, "model.layers"): (1, 2)})
+    check(not reproduction.fig8_decided(t)[4, "model.layers"] and "d = 1: 2 |" in
+          reproduction.fig8_claims(t)[1], "fig8: an unfinished d takes no part in the claims (%s)"
+          % reproduction.fig8_claims(t)[1])
 
     if failures:
         sys.exit("%d check(s) failed" % len(failures))
