@@ -258,6 +258,21 @@ def fig8_table(g):
     return table
 
 
+def fig8_decided(t):
+    """{(d, factor key): whether fig8_table's smallest passing value at d is final: every value
+    below it that some d tried was tried at d too (or, when none passes, every value some d
+    tried). A partial gather leaves the others open; they take no part in the claims."""
+    values = {key: {row[0] for d in t for row in t[d][key][1]} for key, _ in FIG8_FACTORS}
+    out = {}
+    for d in t:
+        for key, _ in FIG8_FACTORS:
+            v, tried = t[d][key]
+            here = {row[0] for row in tried}
+            out[d, key] = bool(tried) and all(u in here for u in values[key]
+                                              if v is None or u < v)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Fig. 4: probes
 

@@ -427,10 +427,11 @@ def fig4_ablation(g, out):
 
 def fig8(g, out):
     table = figdata.fig8_table(figdata.Root(g.root))
+    decided = figdata.fig8_decided(table)  # a partial gather: open values are not drawn
     ds = sorted(table)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     for ax, (key, label) in zip(axes, figdata.FIG8_FACTORS):
-        run = [d for d in ds if table[d][key][1]]  # the d at which this factor was varied
+        run = [d for d in ds if decided[d, key]]  # the d at which this factor's value is final
         grid = sorted({v for d in run for v, *_ in table[d][key][1]})
         top = grid[-1] * 2 if grid else 1
         y = [table[d][key][0] if table[d][key][0] is not None else top for d in run]

@@ -270,7 +270,7 @@ def fig8(g):
                 figdata.FIG8_BASE["model.layers"], figdata.FIG8_BASE["model.hidden"],
                 figdata.FIG8_BASE["model.heads"]), "",
             "| d | smallest L | smallest H | smallest M |", "|---|---|---|---|"]
-    decided = fig8_decided(t)
+    decided = figdata.fig8_decided(t)
     for d, row in t.items():
         cells = []
         for key, _ in figdata.FIG8_FACTORS:
@@ -288,21 +288,6 @@ def fig8(g):
     return "\n".join(text)
 
 
-def fig8_decided(t):
-    """{(d, factor key): whether fig8_table's smallest passing value at d is final: every value
-    below it that some d tried was tried at d too (or, when none passes, every value some d
-    tried). A partial gather leaves the others open; they take no part in the claims."""
-    values = {key: {row[0] for d in t for row in t[d][key][1]} for key, _ in figdata.FIG8_FACTORS}
-    out = {}
-    for d in t:
-        for key, _ in figdata.FIG8_FACTORS:
-            v, tried = t[d][key]
-            here = {row[0] for row in tried}
-            out[d, key] = bool(tried) and all(u in here for u in values[key]
-                                              if v is None or u < v)
-    return out
-
-
 def fig8_claims(t):
     """The verdict rows of App. H's two claims on fig8_table's output: one head suffices (M = 1
     passes at every d where some M passes), and the smallest L and H grow with d in steps
@@ -310,7 +295,7 @@ def fig8_claims(t):
     tried, so a d where nothing passes after one where something did is a step up). Only the d
     whose value is final (fig8_decided) take part."""
     rows = []
-    decided = fig8_decided(t)
+    decided = figdata.fig8_decided(t)
     with_m = [d for d, row in t.items() if row["model.heads"][0] is not None
               and decided[d, "model.heads"]]
     one = [d for d in with_m if t[d]["model.heads"][0] == 1]

@@ -140,7 +140,7 @@ def main():
     check("**reproduced**" in rows[1], "fig8: none passing after a value is a step up (%s)" % rows[1])
     # a partial gather: at d = 4 only L = 1, 2 have run and neither passes: not a step up yet
     t = table({1: (2, 16, 1), 4: (None, 16, 1)}, tried={(4, "model.layers"): (1, 2)})
-    check(not reproduction.fig8_decided(t)[4, "model.layers"] and "d = 1: 2 |" in
+    check(not reproduction.figdata.fig8_decided(t)[4, "model.layers"] and "d = 1: 2 |" in
           reproduction.fig8_claims(t)[1], "fig8: an unfinished d takes no part in the claims (%s)"
           % reproduction.fig8_claims(t)[1])
 
