@@ -293,14 +293,16 @@ def fig8_claims(t):
     passes at every d where some M passes), and the smallest L and H grow with d in steps
     (non-decreasing over the d run, at least one step up; "none passes" counts as above every value
     tried, so a d where nothing passes after one where something did is a step up). Only the d
-    whose value is final (fig8_decided) take part."""
+    whose value is final (fig8_decided) take part, and a claim with a passing value at fewer than
+    two d is "not tested": one value says nothing about a trend over d."""
     rows = []
     decided = figdata.fig8_decided(t)
     with_m = [d for d, row in t.items() if row["model.heads"][0] is not None
               and decided[d, "model.heads"]]
     one = [d for d in with_m if t[d]["model.heads"][0] == 1]
-    if not with_m:
-        verdict = "**not reproduced**: no d where any M tried passes"
+    if len(with_m) < 2:
+        verdict = "**not tested**: some M passes at %s (the claim needs two d at least)" % (
+            ", ".join("d = %d" % d for d in with_m) or "no d")
     else:
         verdict = "%s: M = 1 at %d of the %d d where some M passes (%s)" % (
             "**reproduced**" if len(one) == len(with_m) else "**not reproduced**", len(one),
@@ -312,8 +314,12 @@ def fig8_claims(t):
         grows = all(a <= b for a, b in zip(vals, vals[1:])) and len(set(vals)) > 1
         shown = "smallest %s at d = %s: %s" % (label, ", ".join(str(d) for d, _ in seq), ", ".join(
             "none" if v is None else str(v) for _, v in seq)) if seq else "nothing run"
-        rows.append("| the smallest %s grows with d, in steps | yes | %s: %s |" % (
-            label, "**reproduced**" if grows else "**not reproduced**", shown))
+        if sum(v is not None for _, v in seq) < 2:
+            verdict = "**not tested** (a value passes at fewer than two d)"
+        else:
+            verdict = "**reproduced**" if grows else "**not reproduced**"
+        rows.append("| the smallest %s grows with d, in steps | yes | %s: %s |" % (label, verdict,
+                                                                                 shown))
     return rows
 
 

@@ -136,8 +136,11 @@ def main():
     rows = reproduction.fig8_claims(table({1: (2, 16, 1), 4: (1, 16, 4), 8: (None, 16, None)}))
     check(["**not reproduced**" in r for r in rows] == [True, True, True],
           "fig8: M = 4 needed at d = 4, L falls then none, H constant: none reproduced (%s)" % rows)
-    rows = reproduction.fig8_claims(table({1: (1, 16, 1), 4: (None, 32, 1)}))
+    rows = reproduction.fig8_claims(table({1: (1, 16, 1), 4: (2, 32, 1), 8: (None, 32, 1)}))
     check("**reproduced**" in rows[1], "fig8: none passing after a value is a step up (%s)" % rows[1])
+    rows = reproduction.fig8_claims(table({1: (2, 16, 1), 4: (None, None, None)}))
+    check(all("**not tested**" in r for r in rows), "fig8: a value at one d only: not tested (%s)"
+          % rows)
     # a partial gather: at d = 4 only L = 1, 2 have run and neither passes: not a step up yet
     t = table({1: (2, 16, 1), 4: (None, 16, 1)}, tried={(4, "model.layers"): (1, 2)})
     check(not reproduction.figdata.fig8_decided(t)[4, "model.layers"] and "d = 1: 2 |" in
