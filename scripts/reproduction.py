@@ -284,19 +284,20 @@ def fig8(g):
                 what = ("≤ %s" % v if v is not None else "none passes yet") + " (values not run)"
             cells.append("%s (%s)" % (what, ratios))
         text.append("| %d | " % d + " | ".join(cells) + " |")
-    text += ["", "| claim | paper | ours |", "|---|---|---|"] + fig8_claims(t)
+    text += ["", "| claim | paper | ours |", "|---|---|---|"] + fig8_claims(t, decided)
     return "\n".join(text)
 
 
-def fig8_claims(t):
+def fig8_claims(t, decided=None):
     """The verdict rows of App. H's two claims on fig8_table's output: one head suffices (M = 1
     passes at every d where some M passes), and the smallest L and H grow with d in steps
     (non-decreasing over the d run, at least one step up; "none passes" counts as above every value
     tried, so a d where nothing passes after one where something did is a step up). Only the d
     whose value is final (fig8_decided) take part, and a claim with a passing value at fewer than
-    two d is "not tested": one value says nothing about a trend over d."""
+    two d is "not tested": one value says nothing about a trend over d. `decided`: fig8_decided(t),
+    computed here when not given."""
     rows = []
-    decided = figdata.fig8_decided(t)
+    decided = decided if decided is not None else figdata.fig8_decided(t)
     with_m = [d for d, row in t.items() if row["model.heads"][0] is not None
               and decided[d, "model.heads"]]
     one = [d for d in with_m if t[d]["model.heads"][0] == 1]
