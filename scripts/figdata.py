@@ -192,6 +192,34 @@ def panel(g, key):
     return dict(sorted(out.items()))
 
 
+def open_selections(g, key, stage_seeds):
+    """{x: (done, total)} for every value x of axis `key` whose selection stage is unfinished: of the
+    cells of the root with `key` = x and a seed in `stage_seeds` (the sweep's [select] seeds; every
+    seed when empty), fewer than all are done. The selection over the cells done so far is then
+    provisional: a cell still to run may have the lower held-out loss."""
+    cdir = os.path.join(g.root, "cells")
+    count = {}
+    for c in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
+        try:
+            with open(os.path.join(cdir, c, "config.json"), encoding="utf-8") as f:
+                settings = json.load(f)["settings"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if key not in settings or (stage_seeds and settings.get("run.seed") not in stage_seeds):
+            continue
+        try:
+            with open(os.path.join(cdir, c, "status.json"), encoding="utf-8") as f:
+                state = json.load(f).get("state")
+        except (OSError, ValueError):
+            state = None
+        if state == "dropped":
+            continue
+        x = int(settings[key])
+        done, total = count.get(x, (0, 0))
+        count[x] = (done + (state == "done"), total + 1)
+    return {x: dt for x, dt in sorted(count.items()) if dt[0] < dt[1]}
+
+
 def family(name):
     """The algorithm family of a legend name, for the phase verdicts of Fig. 3."""
     if name in ("OLS", "Lstsq"):

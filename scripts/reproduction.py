@@ -197,12 +197,17 @@ def fig2_ablation(g):
     return "\n".join(text)
 
 
-def selection_rule(sweep):
-    """How the sweep's [select] chose: on some seeds (staged) or on the mean over all seeds."""
+def stage_seeds(sweep):
+    """The seeds the sweep's [select] chooses on (staged selection), [] for all seeds."""
     import tomllib
     path = os.path.join(REPO, "sweeps", sweep + ".toml")
     with open(path, "rb") as f:
-        seeds = tomllib.load(f).get("select", {}).get("seeds")
+        return tomllib.load(f).get("select", {}).get("seeds") or []
+
+
+def selection_rule(sweep):
+    """How the sweep's [select] chose: on some seeds (staged) or on the mean over all seeds."""
+    seeds = stage_seeds(sweep)
     if seeds:
         return ("the lowest held-out loss of seed%s %s, whose choice alone then ran the other "
                 "seeds" % ("s" if len(seeds) > 1 else "", ", ".join(str(s) for s in seeds)))
@@ -228,10 +233,15 @@ def panel_block(g, sweep, key, xname, expected):
     text.append("|---" * (len(preds) + 2) + "|")
     verdict = ["", "| %s | paper: best match | ours: best match (MSPD/d), runner-up | best per seed "
                "| reproduced? |" % xname, "|---|---|---|---|---|"]
+    unfinished = figdata.open_selections(g, key, stage_seeds(sweep))
     for x, (sel, vals) in p.items():
         means = {q: mean_sd(v)[0] for q, v in vals.items()}
         best = sorted(means, key=means.get)
         seln = ", ".join("%s = %s" % (k.split(".")[-1], v) for k, v in sel) or "–"
+        if not sel:  # no other axis: nothing is selected, a missing seed is only missing
+            unfinished.pop(x, None)
+        if x in unfinished:
+            seln += " (**open**: %d of %d selection cells done)" % unfinished[x]
         text.append("| %d | %s | " % (x, seln) + " | ".join(
             ("**%s**" % pm(vals[q]) if q == best[0] else pm(vals[q])) if q in vals else "–"
             for q in preds) + " |")
@@ -243,7 +253,8 @@ def panel_block(g, sweep, key, xname, expected):
         ok = phase_matches(exp, best[0]) if exp else None
         verdict.append("| %d | %s | %s %s, %s %s | %s | %s |" % (
             x, exp or "–", best[0], g3(means[best[0]]), best[1], g3(means[best[1]]),
-            ", ".join(per_seed), "–" if ok is None else "**yes**" if ok else "**no**"))
+            ", ".join(per_seed), "–" if ok is None else
+            "open (selection unfinished)" if x in unfinished else "**yes**" if ok else "**no**"))
     return "\n".join(text + verdict)
 
 

@@ -10,6 +10,7 @@ generated table, not the "not run yet" text.
 """
 import argparse
 import csv
+import json
 import os
 import re
 import shutil
@@ -109,6 +110,39 @@ def main():
     open(doc, "w").write(re.sub(r"<!-- gen:fig8 -->.*?<!-- /gen:fig8 -->", "", text, flags=re.S))
     r = run(doc, results, "--check")
     check(r.returncode != 0 and "gen:fig8" in r.stderr, "a missing block is refused")
+
+    # Fig. 3's staged selection: a seed-0 cell not done leaves its depth's selection open, which
+    # the table and the verdict must say (the gathered rows alone look like a finished selection)
+    body = lambda t: re.search(r"<!-- gen:fig3 -->\n(.*?)<!-- /gen:fig3 -->", t, re.S).group(1)
+    cells = os.path.join(results, "fig3", "cells")
+    open(doc, "w").write(text)
+    if os.path.isdir(cells):
+        check("**open**" not in body(text) and "unfinished" not in body(text),
+              "fig3: every selection cell done: no depth marked open")
+        victim = None
+        for c in sorted(os.listdir(cells)):
+            st = os.path.join(cells, c, "status.json")
+            with open(os.path.join(cells, c, "config.json")) as f:
+                settings = json.load(f)["settings"]
+            if settings.get("run.seed") == 0 and os.path.exists(st):
+                victim = (st, open(st).read(), settings["model.layers"])
+                break
+        check(victim is not None, "fig3: a seed-0 cell with a status.json")
+        if victim:
+            with open(victim[0], "w") as f:
+                json.dump({"state": "pending"}, f)
+            r = run(doc, results, "--check")
+            check(r.returncode == 1 and "fig3" in r.stderr, "fig3: a selection cell not done "
+                  "fails --check on the finished document (rc %d: %s)" % (r.returncode, r.stderr.strip()))
+            run(doc, results)
+            b = body(open(doc).read())
+            row = [ln for ln in b.splitlines() if ln.startswith("| %d |" % victim[2])]
+            check(len(row) == 2 and "**open**" in row[0] and "open (selection unfinished)" in row[1]
+                  and "**yes**" not in row[1] and "**no**" not in row[1],
+                  "fig3: L = %d marked open in the table and the verdict (%s)" % (victim[2], row))
+            with open(victim[0], "w") as f:
+                f.write(victim[1])
+            open(doc, "w").write(text)
 
     # the phase verdicts of Figs. 3a/3b and the width panel ("ridge or OLS": either family passes)
     for expected, name, want in (("ridge or OLS", "Ridge(0.1)", True), ("ridge or OLS", "OLS", True),
