@@ -153,8 +153,9 @@ const RidgeTransformer<double, 8>& ridge_d8_n40() {
   return model;
 }
 
-// Per-context cost of the ridge transformer (d = 8, n = 40, T = 81, double): `form` over one context per
-// predict, or B contexts per predict_batch. Counter s_per_context: seconds per context (time / B).
+// Per-context cost of the ridge transformer (d = 8, n = 40, T = 81, double; the default form: the w-form,
+// 484 layers, since issue 20; the moment form's 365 layers before, as in docs/constructions.md §6's
+// earlier tables): `form` over one context per predict, or B contexts per predict_batch. Counter s_per_context: seconds per context (time / B).
 void ridge_context(benchmark::State& st, BlockForm form) {
   const int B = static_cast<int>(st.range(0));
   const auto& model = ridge_d8_n40();
@@ -176,14 +177,20 @@ void ridge_context(benchmark::State& st, BlockForm form) {
   st.counters["s_per_context"] =
       benchmark::Counter(B, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
-// The paper-relevant size (issue 20): ridge d = 16, n = 100 (905 layers, H = 1129, T = 201), one context per
-// predict (the default path: range check + narrow forward), or only the narrow forward (predict_unchecked).
-const RidgeTransformer<double, 16>& ridge_d16_n100() {
-  static const auto model = ridge_transformer<double, 16>(100, 0.5);
-  return model;
+// The paper-relevant size (issue 20): ridge d = 16, n = 100 (H = 1129, T = 201) in the default w-form
+// (1204 layers) and the recipe's moment form (905 layers), one context per predict (the default path:
+// range check + narrow forward), or only the narrow forward (predict_unchecked).
+const RidgeTransformer<double, 16>& ridge_d16_n100(RidgeForm form) {
+  static const auto w = ridge_transformer<double, 16>(100, 0.5);
+  static const auto moment = [] {
+    TransformerOptions o;
+    o.ridge_form = RidgeForm::moment;
+    return ridge_transformer<double, 16>(100, 0.5, o);
+  }();
+  return form == RidgeForm::w ? w : moment;
 }
-void ridge16_context(benchmark::State& st, bool checked) {
-  const auto& model = ridge_d16_n100();
+void ridge16_context(benchmark::State& st, RidgeForm form, bool checked) {
+  const auto& model = ridge_d16_n100(form);
   icl::Rng rng(3);
   const auto task = icl::data::sample_task<double, 16>({100}, rng);
   const Eigen::Matrix<double, 16, 1> xq = icl::data::sample_x<double, 16>({100}, rng);
@@ -196,8 +203,10 @@ void ridge16_context(benchmark::State& st, bool checked) {
   }
   st.counters["layers"] = model.layers();
 }
-BENCHMARK_CAPTURE(ridge16_context, predict, true)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(ridge16_context, unchecked, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(ridge16_context, predict, RidgeForm::w, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(ridge16_context, unchecked, RidgeForm::w, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(ridge16_context, moment_predict, RidgeForm::moment, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(ridge16_context, moment_unchecked, RidgeForm::moment, false)->Unit(benchmark::kMillisecond);
 void ridge16_build(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(ridge_transformer<double, 16>(100, 0.5).layers());
 }

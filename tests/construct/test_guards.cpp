@@ -50,7 +50,10 @@ TEST_CASE("predict refuses a prompt outside the calibrated range, naming the ran
           "[construct][range][reliability]") {
   // The issue's case: x scaled by 100 drives the first mul (A⁻¹x) ~100x beyond its calibrated operand
   // magnitude; the GeLU product then runs at N/100 = 5 and the prediction was off by up to 3.6e4.
-  const auto ridge = ridge_transformer<double, 4>(10, 0.5);
+  // (the moment form: its ops and Table W are the ones quoted; the default w-form is checked at the end)
+  TransformerOptions moment;
+  moment.ridge_form = RidgeForm::moment;
+  const auto ridge = ridge_transformer<double, 4>(10, 0.5, moment);
   const auto far = prompt<double, 4>(10, 1, 100.0);
   CHECK(ridge.range_ratio(far) > 50);
   CHECK_THROWS_AS(ridge.predict(far), icl::InvalidArgument);
@@ -83,18 +86,22 @@ TEST_CASE("predict refuses a prompt outside the calibrated range, naming the ran
   // 1e-5 is 7x the measured 1.4e-6; the default model refuses this prompt (ratio ~100).
   const auto mid = prompt<double, 4>(10, 1, 10.0);
   CHECK_THROWS_WITH(ridge.predict(mid), Catch::Contains("outside the calibrated range"));
-  TransformerOptions wide;
+  TransformerOptions wide = moment;
   wide.distribution.x_std = 10;
   const auto ridge_wide = ridge_transformer<double, 4>(10, 0.5, wide);
   CHECK(ridge_wide.range_ratio(mid) <= 8);
   const Eigen::VectorXd p = ridge_wide.predict(mid), e = ridge_wide.predict_exact(mid);
   CHECK(max_abs(p - e) <= 1e-5 * max_abs(e));
   // and range_margin = infinity switches the check off
-  TransformerOptions off;
+  TransformerOptions off = moment;
   off.range_margin = std::numeric_limits<double>::infinity();
   CHECK_NOTHROW(ridge_transformer<double, 4>(10, 0.5, off).predict(far));
   off.range_margin = 0.0;
   CHECK_INVALID((ridge_transformer<double, 4>(10, 0.5, off)), "TransformerOptions.range_margin");
+  // the default (w-form) model refuses the far prompt as well, naming its first mul
+  const auto ridge_w = ridge_transformer<double, 4>(10, 0.5);
+  CHECK(ridge_w.range_ratio(far) > 50);
+  CHECK_THROWS_WITH(ridge_w.predict(far), Catch::Contains("outside the calibrated range: op 4 (mul, "));
 }
 
 TEST_CASE("the calibrated range accepts the calibration distribution, in every chain and scalar",
@@ -102,13 +109,17 @@ TEST_CASE("the calibrated range accepts the calibration distribution, in every c
   // Fresh draws exceed the max over the 16 calibration draws by up to 2.8x (20000 draws, d = 4,
   // n = 10, measured) and up to 5x at d = 2, n = 5: far inside double's margin 8. Float's margin 2
   // refuses some of them (1.2% at d = 2, n = 5), those whose float errors reach 10% (Table R).
-  const auto ridge = ridge_transformer<double, 4>(10, 0.5);
+  TransformerOptions moment;
+  moment.ridge_form = RidgeForm::moment;
+  const auto ridge = ridge_transformer<double, 4>(10, 0.5);  // the w-form (the default)
+  const auto ridge_m = ridge_transformer<double, 4>(10, 0.5, moment);
   const auto gd = gd_transformer<double, 4>(10, 0.05, 0.1);
   double worst = 0;
   for (std::uint64_t s = 0; s < 200; ++s) {
     const auto tok = prompt<double, 4>(10, 100 + s);
-    worst = std::max({worst, ridge.range_ratio(tok), gd.range_ratio(tok)});
+    worst = std::max({worst, ridge.range_ratio(tok), ridge_m.range_ratio(tok), gd.range_ratio(tok)});
     REQUIRE_NOTHROW(ridge.predict(tok));
+    REQUIRE_NOTHROW(ridge_m.predict(tok));
     CHECK(ridge.predict(tok) == ridge.predict_unchecked(tok));  // the check changes nothing in range
     CHECK(gd.predict(tok) == gd.predict_unchecked(tok));
   }

@@ -116,10 +116,11 @@ TEST_CASE("narrow blocks: every realised layer equals the full paper block withi
           "[construct][narrow]") {
   // Each layer of the realised ridge (moment and w form) and SGD models, d = 2 and 4, double, float and
   // long double, on the full forward's own states: within the sum-rounding bound above.
-  CHECK(worst_layer_ratio(ridge_transformer<double, 2>(4, 0.5), 4, 1) <= 1);
-  CHECK(worst_layer_ratio(ridge_transformer<double, 4>(4, 0.5), 4, 2) <= 1);
-  TransformerOptions w_form;
+  TransformerOptions moment, w_form;
+  moment.ridge_form = RidgeForm::moment;
   w_form.ridge_form = RidgeForm::w;
+  CHECK(worst_layer_ratio(ridge_transformer<double, 2>(4, 0.5, moment), 4, 1) <= 1);
+  CHECK(worst_layer_ratio(ridge_transformer<double, 4>(4, 0.5, moment), 4, 2) <= 1);
   CHECK(worst_layer_ratio(ridge_transformer<double, 2>(3, 0.5, w_form), 3, 3) <= 1);
   CHECK(worst_layer_ratio(gd_transformer<double, 2>(5, 0.05, 0.1), 5, 4) <= 1);
   CHECK(worst_layer_ratio(gd_transformer<double, 4>(5, 0.05, 0.1), 5, 5) <= 1);

@@ -172,10 +172,11 @@ TEST_CASE("realised SGD and ridge chains match icl::regress online SGD / ridge a
   const int n = 3, draws = 1;  // keep the sanitizer build fast
 #endif
   const auto gd = gd_transformer<double, 8>(n, 0.05, 0.1);
-  const auto ridge = ridge_transformer<double, 8>(n, 0.5);
-  TransformerOptions w_form;
-  w_form.ridge_form = RidgeForm::w;
-  const auto ridge_w = ridge_transformer<double, 8>(n, 0.5, w_form);
+  TransformerOptions moment;
+  moment.ridge_form = RidgeForm::moment;
+  const auto ridge = ridge_transformer<double, 8>(n, 0.5, moment);
+  const auto ridge_w = ridge_transformer<double, 8>(n, 0.5);  // the default form is the w-form
+  CHECK(TransformerOptions{}.ridge_form == RidgeForm::w);
   CHECK(gd.resources().layers == 5 * n + 3);
   CHECK(ridge.resources().layers == 9 * n + 5);
   CHECK(ridge_w.resources().layers == 12 * n + 4);

@@ -104,7 +104,7 @@ TEST_CASE("a constructed ridge transformer evaluated through the metrics equals 
   // every layer's hidden state: layers + 1 states, the last one's read-out row is the prediction
   const auto states = tf.hidden_states(tokens, 2 * n + 1);
   REQUIRE(static_cast<int>(states.size()) == tf.layers() + 1);
-  CHECK(tf.layers() == 9 * n + 5);
+  CHECK(tf.layers() == 12 * n + 4);  // the default ridge form, the w-form
   CHECK(states.back()(tf.chain().readout.row, 2 * n) == batch(n, 0));
 
   // online protocol: one causal pass per context, 5 contexts per call. The realised construction

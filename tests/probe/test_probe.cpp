@@ -120,7 +120,9 @@ TEST_CASE("probes on the constructed ridge transformer decode XᵀY from the lay
   // XᵀY = Σ_t TY_t is a linear function of the position-pooled state; the later B7 rewrite the same
   // values and nothing else writes TY. Before layer 10 the state holds x_j, y_j, A⁻¹ updates, not XᵀY.
   const int n = 3, T = 2 * n, N = 240;
-  const auto tf = icl::construct::ridge_transformer<double, 2>(n, 0.5);
+  icl::construct::TransformerOptions moment;  // the layers named above are the moment form's
+  moment.ridge_form = icl::construct::RidgeForm::moment;
+  const auto tf = icl::construct::ridge_transformer<double, 2>(n, 0.5, moment);
   icl::Rng rng(7);
   const auto set = pb::sample_probe_set<double, 2>({n}, n, N, rng);
   const auto states = tf.hidden_states(set.tokens, T);

@@ -70,6 +70,7 @@ class CompiledProgram {
       for (Eigen::Index c0 = 0; c0 < h.cols(); c0 += C * T) {
         const Eigen::Index cols = std::min<Eigen::Index>(C * T, h.cols() - c0);
         ws.state = h.middleCols(c0, cols);
+        ws.block.new_state();
         for (std::size_t l = 0; l < real_.schedule.size(); ++l) {
           blocks_[static_cast<std::size_t>(real_.schedule[l])].row_block().forward(ws.state.data(), cols, T,
                                                                                    ws.block);
@@ -114,6 +115,7 @@ class CompiledProgram {
       const Eigen::Index cols = std::min(C * T, N - c0);
       Eigen::Map<detail::RowState<S>> st(ws.state.data(), H, cols);  // a shorter last chunk: same buffer
       st = h.middleCols(c0, cols);
+      ws.block.new_state();
       for (int b : real_.schedule)
         blocks_[static_cast<std::size_t>(b)].row_block().forward(st.data(), cols, T, ws.block);
       ws.result.middleCols(c0, cols) = st;
