@@ -99,6 +99,35 @@ TEST_CASE("primitives: run-time range errors are InvalidArgument", "[construct]"
                     Catch::Contains("expected a*c = 2"));
 }
 
+TEST_CASE("aff with precomputed sparse forms: the values of aff, and a form of another matrix refused",
+          "[construct]") {
+  Mat<double> h0 = random_state(40, 5, 11);
+  // a mostly-zero W1 (a shifted identity plus one entry: 17 of 16*16, under the 1/8 limit, so the
+  // entry-by-entry path) and a dense W2 (the plain product)
+  Mat<double> W1 = Mat<double>::Zero(16, 16), W2 = Mat<double>::Random(16, 3);
+  for (int i = 0; i < 15; ++i) W1(i, i + 1) = 1;
+  W1(15, 0) = -0.5;
+  W1(3, 7) = 2;
+  const Eigen::VectorXd b = Eigen::VectorXd::LinSpaced(16, -1, 1);
+  const RowRange r{0, 16}, s{30, 33}, w{16, 32};
+  const auto f1 = icl::construct::detail::sparse_form<double>(W1), f2 = icl::construct::detail::sparse_form<double>(W2);
+  CHECK_FALSE(f1.dense);
+  CHECK(f1.entries.size() == 17);
+  CHECK(f2.dense);
+  Mat<double> g = h0, h = h0;
+  icl::construct::aff(g, r, s, w, W1, W2, b);
+  icl::construct::aff(h, r, s, w, W1, W2, b, f1, f2);
+  CHECK(h == g);  // the same operations in the same order: bitwise
+  const Mat<double> expect = (W1 * h0.topRows(16) + W2 * h0.middleRows(30, 3)).colwise() + b;
+  CHECK_THAT(Mat<double>(h.middleRows(16, 16)), icl::test::IsCloseTo(expect, 0, 1e-14));  // <= 4 O(1) terms
+  Mat<double> W1b = W1;
+  W1b(3, 7) = 3;  // f1 is no longer its form
+  CHECK_THROWS_WITH(icl::construct::aff(h, r, s, w, W1b, W2, b, f1, f2),
+                    Catch::Contains("the form of W1 is not sparse_form(W1)"));
+  const auto f_big = icl::construct::detail::sparse_form<double>(Mat<double>::Identity(20, 20));
+  CHECK_THROWS_AS(icl::construct::aff(h, r, s, w, W1, W2, b, f_big, f2), icl::InvalidArgument);
+}
+
 TEST_CASE("primitives: compile-time ranges give the run-time results", "[construct]") {
   using H6 = Eigen::Matrix<double, 6, Eigen::Dynamic>;
   H6 h = random_state(6, 2, 4);

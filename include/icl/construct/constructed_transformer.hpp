@@ -6,6 +6,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -40,6 +41,12 @@ class ConstructedTransformer {
   ConstructedTransformer(Chain<S> chain, Realisation<S> realisation, ChainSpec spec = {})
       : chain_(std::move(chain)), model_(std::move(realisation)), spec_(std::move(spec)) {
     if (!(spec_.range_margin > 0)) spec_.range_margin = default_range_margin<S>();
+    for (const auto& op : chain_.program.ops()) {  // the range check's aff matrices, in the form it applies
+      auto& f = aff_forms_.emplace_back();
+      if (op.kind != OpKind::aff) continue;
+      if (!op.r.empty()) f[0] = detail::sparse_form<S>(op.W1);
+      if (!op.s.empty()) f[1] = detail::sparse_form<S>(op.W2);
+    }
   }
 
   using Matrix = Mat<S>;  ///< batched predictions: icl::Mat<S>
@@ -244,7 +251,10 @@ class ConstructedTransformer {
         if (out.op < 0 && !(ratio <= limit)) out = {out.ratio, static_cast<int>(i), ratio, a1, a2, false};
         if (std::isinf(out.ratio)) return out;
       }
-      Program<S>::apply(op, h);
+      if (op.kind == OpKind::aff)  // with its matrices' forms computed once (the same values as apply)
+        construct::aff(h, op.r, op.s, op.w, op.W1, op.W2, op.bias, aff_forms_[i][0], aff_forms_[i][1]);
+      else
+        Program<S>::apply(op, h);
     }
     return out;
   }
@@ -267,6 +277,7 @@ class ConstructedTransformer {
   Chain<S> chain_;
   CompiledProgram<S, H, F> model_;
   ChainSpec spec_;
+  std::vector<std::array<detail::SparseForm<S>, 2>> aff_forms_;  // per op: W1's and W2's (aff ops only)
 };
 
 }  // namespace icl::construct

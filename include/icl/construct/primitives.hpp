@@ -120,40 +120,68 @@ void div(Eigen::Matrix<S, R, C>& h, RowRange r, int c_row, RowRange w) {
 }
 
 namespace detail {
-/// out += W·x. A mostly-zero W (the chains' identities and diagonals: ≤ 1/8 of its entries non-zero)
-/// is applied entry by entry, skipping its zeros: the same sums without the products by zero (which add
-/// exactly 0 to a finite sum), so the same values up to the order of the sums of a row's non-zeros
-/// (bitwise the same when a row has one non-zero).
-template <class S, class DOut, class DW, class DX>
-void add_product(Eigen::MatrixBase<DOut>& out, const Eigen::MatrixBase<DW>& W_,
-                 const Eigen::MatrixBase<DX>& x) {
-  using WS = typename DW::Scalar;
-  const Eigen::Matrix<WS, Eigen::Dynamic, Eigen::Dynamic>& W = W_.eval();
+/// The form in which add_product applies a matrix W: its non-zero entries (row i, column k, value v) in
+/// the order add_product visits them, when at most 1/8 of W's entries are non-zero (the chains'
+/// identities and diagonals), else `dense` (a plain product). Computed once per matrix by whoever applies
+/// it many times (ConstructedTransformer's range check: one scan of every aff matrix per prompt before).
+template <class S>
+struct SparseForm {
   struct Entry {
     Eigen::Index i, k;
     S v;
   };
+  bool dense = false;
   std::vector<Entry> entries;
+};
+
+template <class S, class DW>
+SparseForm<S> sparse_form(const Eigen::MatrixBase<DW>& W_) {
+  using WS = typename DW::Scalar;
+  const Eigen::Matrix<WS, Eigen::Dynamic, Eigen::Dynamic>& W = W_.eval();
+  SparseForm<S> f;
   const Eigen::Index limit = W.size() / 8, R = W.rows();
-  bool sparse = true;
-  for (Eigen::Index k = 0; k < W.cols() && sparse; ++k) {
+  for (Eigen::Index k = 0; k < W.cols(); ++k) {
     const WS* col = W.data() + k * R;
-    for (Eigen::Index i0 = 0; i0 < R && sparse; i0 += 8) {  // blocks of 8: a vectorisable zero test
+    for (Eigen::Index i0 = 0; i0 < R; i0 += 8) {  // blocks of 8: a vectorisable zero test
       const Eigen::Index i1 = std::min<Eigen::Index>(R, i0 + 8);
       bool any = false;
       for (Eigen::Index i = i0; i < i1; ++i) any |= col[i] != WS(0);
       if (!any) continue;
       for (Eigen::Index i = i0; i < i1; ++i)
-        if (col[i] != WS(0)) entries.push_back({i, k, static_cast<S>(col[i])});
-      sparse = static_cast<Eigen::Index>(entries.size()) <= limit;
+        if (col[i] != WS(0)) f.entries.push_back({i, k, static_cast<S>(col[i])});
+      if (static_cast<Eigen::Index>(f.entries.size()) > limit) {
+        f.dense = true;
+        f.entries.clear();
+        return f;
+      }
     }
   }
-  if (!sparse) {
+  return f;
+}
+
+/// Checks that `f` is a form of W (what aff's overload with forms is given): its entries lie inside W and
+/// hold W's values there (O(entries): it does not look for non-zeros of W that `f` lacks).
+template <class S, class DW>
+void check_form(const Eigen::MatrixBase<DW>& W, const SparseForm<S>& f, const char* name) {
+  for (const auto& e : f.entries)
+    ICL_CHECK_ARG(e.i >= 0 && e.i < W.rows() && e.k >= 0 && e.k < W.cols() &&
+                      static_cast<S>(W(e.i, e.k)) == e.v,
+                  "aff: the form of ", name, " is not sparse_form(", name, "): its entry (", e.i, ", ", e.k,
+                  ") is not an entry of the ", W.rows(), "x", W.cols(), " matrix given");
+}
+
+/// out += W·x with W in its form `f` (sparse_form(W)): a mostly-zero W entry by entry, skipping its zeros:
+/// the same sums without the products by zero (which add exactly 0 to a finite sum), so the same values up
+/// to the order of the sums of a row's non-zeros (bitwise the same when a row has one non-zero).
+template <class S, class DOut, class DW, class DX>
+void add_product(Eigen::MatrixBase<DOut>& out, const Eigen::MatrixBase<DW>& W, const Eigen::MatrixBase<DX>& x,
+                 const SparseForm<S>& f) {
+  if (f.dense) {
     out.noalias() += W.template cast<S>() * x;
     return;
   }
   for (Eigen::Index c = 0; c < x.cols(); ++c)  // column by column: contiguous in the column-major state
-    for (const Entry& e : entries) out(e.i, c) += e.v * x(e.k, c);
+    for (const auto& e : f.entries) out(e.i, c) += e.v * x(e.k, c);
 }
 }  // namespace detail
 
@@ -162,11 +190,21 @@ void add_product(Eigen::MatrixBase<DOut>& out, const Eigen::MatrixBase<DW>& W_,
 template <class S, int R, int C, class D1, class D2, class Db>
 void aff(Eigen::Matrix<S, R, C>& h, RowRange r, RowRange s, RowRange w, const Eigen::MatrixBase<D1>& W1,
          const Eigen::MatrixBase<D2>& W2, const Eigen::MatrixBase<Db>& b) {
+  aff(h, r, s, w, W1, W2, b, r.empty() ? detail::SparseForm<S>{} : detail::sparse_form<S>(W1),
+      s.empty() ? detail::SparseForm<S>{} : detail::sparse_form<S>(W2));
+}
+/// aff with the forms of W1 and W2 given (detail::sparse_form; the same values as aff above).
+template <class S, int R, int C, class D1, class D2, class Db>
+void aff(Eigen::Matrix<S, R, C>& h, RowRange r, RowRange s, RowRange w, const Eigen::MatrixBase<D1>& W1,
+         const Eigen::MatrixBase<D2>& W2, const Eigen::MatrixBase<Db>& b, const detail::SparseForm<S>& f1,
+         const detail::SparseForm<S>& f2) {
   check_aff(h.rows(), r, s, w, W1, W2, b);
+  detail::check_form(W1, f1, "W1");
+  detail::check_form(W2, f2, "W2");
   Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic> out(w.size(), h.cols());
   out.colwise() = b.template cast<S>();
-  if (!r.empty()) detail::add_product<S>(out, W1, h.middleRows(r.begin, r.size()));
-  if (!s.empty()) detail::add_product<S>(out, W2, h.middleRows(s.begin, s.size()));
+  if (!r.empty()) detail::add_product<S>(out, W1, h.middleRows(r.begin, r.size()), f1);
+  if (!s.empty()) detail::add_product<S>(out, W2, h.middleRows(s.begin, s.size()), f2);
   h.middleRows(w.begin, w.size()) = out;
 }
 

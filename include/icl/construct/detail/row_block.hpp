@@ -49,9 +49,10 @@ inline void gelu_double_inplace(double* v, Eigen::Index n) {
   using A = Eigen::Array<double, Eigen::Dynamic, 1>;
   Eigen::Map<A> all(v, n);
   if (n > 0 && all.abs().maxCoeff() * r2 < 0.015625) {  // every argument in the 5-term range: one pass
-    const auto t = all * r2;
-    const auto z = t * t;
-    all = 0.5 * all * (1.0 + t * (c0 + z * (c1 + z * (c2 + z * (c3 + z * c4)))));
+    for (Eigen::Index k = 0; k < n; ++k) {  // t and z once per value (an Eigen expression of t, z
+      const double t = v[k] * r2, z = t * t;  // recomputed them at every use: 16 % of ridge d = 16)
+      v[k] = 0.5 * v[k] * (1.0 + t * (c0 + z * (c1 + z * (c2 + z * (c3 + z * c4)))));
+    }
     return;
   }
   constexpr Eigen::Index P = 8;
