@@ -5,6 +5,7 @@ scripts/plot_figures.py (the PNGs), so that a document and its figure cannot com
 ways. A root is the folder `tools/icl_sweep.py run/gather --root ROOT` used: ROOT/gathered.csv (one
 row per cell x metrics.csv row, docs/sweeps.md §5), ROOT/cells/<id>/{config,status,attempts}.json.
 """
+import collections
 import csv
 import json
 import math
@@ -236,7 +237,7 @@ def family(name):
 # ---------------------------------------------------------------------------------------------
 # App. H (Fig. 8): the smallest L, H, M closer to OLS than to Ridge(0.1)
 
-FIG8_BASE = {"model.layers": 4, "model.hidden": 64, "model.heads": 4}
+FIG8_BASE = {"model.layers": 4, "model.hidden": 64, "model.heads": 4}  # sweeps/fig8.toml's
 FIG8_FACTORS = (("model.layers", "L"), ("model.hidden", "H"), ("model.heads", "M"))
 FIG8_KEYS = ("model.d", "model.layers", "model.hidden", "model.heads")
 
@@ -262,11 +263,30 @@ def fig8_cells(g):
     return out
 
 
-def fig8_table(g):
+def fig8_base(cells):
+    """The point (L, H, M) around which a one-factor-at-a-time sweep varies each factor: per factor,
+    the value most (model) configurations share, counting each (d, L, H, M) once whatever its seeds.
+    A factor whose most common value is not unique (a sweep that varies only one factor, such as
+    the quick version of sweeps/fig8.toml, or a full grid) keeps FIG8_BASE's value. So
+    sweeps/fig8.toml gives (4, 64, 4) and sweeps/fig8_cluster.toml, whose H and M arms sit at
+    L = 8, gives (8, 64, 4)."""
+    configs = {k[:len(FIG8_KEYS)] for k in cells}
+    base = {}
+    for key, _ in FIG8_FACTORS:
+        counts = collections.Counter(c[FIG8_KEYS.index(key)] for c in configs)
+        top = counts.most_common()
+        unique = top and (len(top) == 1 or top[0][1] > top[1][1])
+        base[key] = top[0][0] if unique else FIG8_BASE[key]
+    return base
+
+
+def fig8_table(g, base=None):
     """{d: {factor key: (smallest passing value or None, [(value, seeds passing, seeds, mean SPD
     to OLS, mean SPD to Ridge(0.1))])}}. A value passes when the mean over its seeds of SPD(OLS,
-    model) is below that of SPD(Ridge(0.1), model); the other two factors at FIG8_BASE."""
+    model) is below that of SPD(Ridge(0.1), model); the other two factors at `base` (default:
+    fig8_base of the cells)."""
     cells = fig8_cells(g)
+    base = base if base is not None else fig8_base(cells)
     table = {}
     for d in sorted({k[0] for k in cells}):
         table[d] = {}
@@ -275,7 +295,7 @@ def fig8_table(g):
             rows = []
             for v in sorted({k[i] for k in cells if k[0] == d}):
                 sel = [val for k, val in cells.items() if k[0] == d and k[i] == v and all(
-                    k[FIG8_KEYS.index(o)] == FIG8_BASE[o] for o in FIG8_BASE if o != key)]
+                    k[FIG8_KEYS.index(o)] == base[o] for o in base if o != key)]
                 if not sel:
                     continue
                 ols = statistics.fmean(a for a, _ in sel)

@@ -19,6 +19,10 @@ Writes fig1.png ... fig4.png to --out (default: --runs).
   cell's 95% CI.
 * fig4: held-out 1 - R^2 per layer (the mean over the probed n, then over the seeds), per target
   (one panel each), read-out and model (main: w ~ N(0, tau^2 I); control: the fixed w).
+* fig8 (and fig8_cluster, the same experiment at a cluster's scale): App. H's smallest L, H and M
+  with SPD(OLS, model) < SPD(Ridge(0.1), model) against d, the other two factors at the base point
+  the sweep varies them around (figdata.fig8_base).
+(fig2_ablation, fig3_width, fig3b and fig4_ablation are drawn as fig2, fig3 and fig4.)
 
 The dimension d (for the /d normalisation) is the gathered.csv column model.d if the sweep has it
 as an axis, else the setting in <ROOT>/cells/<cell>/config.json, else the figure sweep's d (8 for
@@ -44,9 +48,9 @@ import figdata  # noqa: E402  (scripts/figdata.py: the numbers shared with repro
 
 PROG = "plot_figures.py"
 FIGURES = ("fig1", "fig2", "fig2_ablation", "fig3", "fig3_width", "fig3b", "fig4", "fig4_ablation",
-           "fig8")
+           "fig8", "fig8_cluster")
 DEFAULT_D = {"fig1": 8, "fig2": 8, "fig2_ablation": 8, "fig3": 8, "fig3_width": 8, "fig3b": 16,
-             "fig4": 4, "fig4_ablation": 4, "fig8": 8}
+             "fig4": 4, "fig4_ablation": 4, "fig8": 8, "fig8_cluster": 8}
 TRANSFORMER = "Transformer"
 
 
@@ -426,7 +430,9 @@ def fig4_ablation(g, out):
 
 
 def fig8(g, out):
-    table = figdata.fig8_table(figdata.Root(g.root))
+    root = figdata.Root(g.root)
+    base = figdata.fig8_base(figdata.fig8_cells(root))  # the point the factors vary around
+    table = figdata.fig8_table(root, base)
     decided = figdata.fig8_decided(table)  # a partial gather: open values are not drawn
     ds = sorted(table)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -447,7 +453,7 @@ def fig8(g, out):
         ax.minorticks_off()
         ax.set_xticks(ds)
         ax.set_xlabel("d")
-        others = ", ".join("%s = %d" % (lb, figdata.FIG8_BASE[k]) for k, lb in figdata.FIG8_FACTORS if k != key)
+        others = ", ".join("%s = %d" % (lb, base[k]) for k, lb in figdata.FIG8_FACTORS if k != key)
         ax.set_ylabel("smallest %s" % label)
         ax.set_title("smallest %s with SPD(OLS) < SPD(Ridge(0.1)) (%s)" % (label, others),
                      fontsize=9)
@@ -461,7 +467,7 @@ def fig8(g, out):
 
 DRAW = {"fig1": fig1, "fig2": fig2, "fig2_ablation": fig2_ablation, "fig3": fig3,
         "fig3_width": fig3_width, "fig3b": fig3b, "fig4": fig4, "fig4_ablation": fig4_ablation,
-        "fig8": fig8}
+        "fig8": fig8, "fig8_cluster": fig8}  # fig8_cluster: App. H at a cluster's scale, drawn alike
 
 
 def main():

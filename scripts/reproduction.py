@@ -272,14 +272,14 @@ def fig3_width(g):
 
 
 def fig8(g):
-    t = figdata.fig8_table(g)
+    base = figdata.fig8_base(figdata.fig8_cells(g))
+    t = figdata.fig8_table(g, base)
     text = [provenance(g, "fig8"), "",
             "The smallest L, H and M (one factor at a time, the other two at L = %d, H = %d, M = %d) "
             "for which the mean over the seeds of SPD(OLS, model) is below that of SPD(Ridge(0.1), "
             "model), each SPD averaged over the prefixes 1..n-1; in brackets the ratio "
             "SPD(OLS)/SPD(Ridge(0.1)) at every value tried (< 1 passes):" % (
-                figdata.FIG8_BASE["model.layers"], figdata.FIG8_BASE["model.hidden"],
-                figdata.FIG8_BASE["model.heads"]), "",
+                base["model.layers"], base["model.hidden"], base["model.heads"]), "",
             "| d | smallest L | smallest H | smallest M |", "|---|---|---|---|"]
     decided = figdata.fig8_decided(t)
     for d, row in t.items():

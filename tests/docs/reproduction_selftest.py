@@ -181,6 +181,23 @@ def main():
           reproduction.fig8_claims(t)[1], "fig8: an unfinished d takes no part in the claims (%s)"
           % reproduction.fig8_claims(t)[1])
 
+    # the point the factors vary around, read from the cells: {(d, L, H, M, seed): SPDs}
+    def arms(base, ls, hs, ms, seeds=(0,), ds=(1, 4)):
+        L0, H0, M0 = base
+        zip_ = ([(L, H0, M0) for L in ls] + [(L0, H, M0) for H in hs if H != H0]
+                + [(L0, H0, M) for M in ms if M != M0])
+        return {(d,) + c + (s,): (1.0, 1.0) for d in ds for c in zip_ for s in seeds}
+    fb = reproduction.figdata.fig8_base
+    for base, ls, hs, ms, what in (((4, 64, 4), (1, 2, 4, 8), (16, 32, 64), (1, 4), "sweeps/fig8.toml"),
+                                   ((8, 64, 4), (1, 2, 4, 8, 16), (16, 32, 64), (1, 4),
+                                    "sweeps/fig8_cluster.toml")):
+        got = fb(arms(base, ls, hs, ms, seeds=(0, 1, 2)))
+        check(got == dict(zip(("model.layers", "model.hidden", "model.heads"), base)),
+              "fig8_base of %s's design: %s, got %s" % (what, base, got))
+    got = fb(arms((1, 64, 4), (1, 2), (64,), (4,)))  # the quick fig8: L varied alone, no mode
+    check(got == reproduction.figdata.FIG8_BASE, "fig8_base without a most common L keeps FIG8_BASE "
+          "(%s)" % got)
+
     if failures:
         sys.exit("%d check(s) failed" % len(failures))
     print("all checks passed")

@@ -210,6 +210,28 @@ class DocExample(Base):
         self.assertEqual(S.load_sweep(p).select, {"x": ["model.layers"], "by": "eval_loss", "seeds": None})
 
 
+class RepositorySweeps(Base):
+    def test_every_sweep_file_expands_full_and_quick(self):
+        """Every sweeps/*.toml (the figure sweeps and the cluster-only ones, whose full scale no CTest
+        runs) loads, is named after its file and expands; the cluster sweep of App. H is the design
+        docs/reproduction.md describes."""
+        files = sorted((REPO / "sweeps").glob("*.toml"))
+        self.assertGreaterEqual(len(files), 10)
+        for f in files:
+            with self.subTest(sweep=f.name):
+                sw = S.load_sweep(f)
+                self.assertEqual(sw.name, f.stem)
+                self.assertTrue(self.cells(f, root=self.d / f.stem))
+                self.assertTrue(self.cells(f, quick=True, root=self.d / (f.stem + "_quick")))
+        full = self.cells(REPO / "sweeps" / "fig8_cluster.toml", root=self.d / "f8c")
+        self.assertEqual(len(full), 7 * 8 * 3)
+        self.assertEqual({c.settings["run.steps"] for c in full}, {24000})
+        shapes = {(c.settings["model.layers"], c.settings["model.hidden"], c.settings["model.heads"])
+                  for c in full}
+        self.assertEqual(shapes, {(1, 64, 4), (2, 64, 4), (4, 64, 4), (8, 64, 4), (16, 64, 4),
+                                  (8, 16, 4), (8, 32, 4), (8, 64, 1)})
+
+
 class BadSweeps(Base):
     HEAD = 'name = "bad"\nseeds = [0]\n'
     CASES = [
