@@ -293,8 +293,100 @@ TEST_CASE("fused: attention's causal panels (Eq. T9) equal the dense products", 
   for (const auto sc : {icl::nn::Scores::softmax, icl::nn::Scores::linear}) {
     icl::nn::AttentionOptions opt;
     opt.scores = sc;
+    // heads of 4, 16 and 3 doubles run through the head kernels (detail/head_products.hpp: 4 and 16
+    // with in-register transposes where the packet size divides them, 3 entry by entry), heads of 24
+    // doubles (192 bytes) through Eigen's panel products
     check_panels_against_dense<icl::nn::MultiHeadAttention<double, 8, 2>>(opt, rng);
+    check_panels_against_dense<icl::nn::MultiHeadAttention<double, 32, 2>>(opt, rng);
+    check_panels_against_dense<icl::nn::MultiHeadAttention<double, 12, 4>>(opt, rng);
+    check_panels_against_dense<icl::nn::MultiHeadAttention<double, 48, 2>>(opt, rng);
     check_panels_against_dense<icl::nn::PaperAttention<double, 4, 2>>(
         icl::nn::paper_attention_options(sc, 0.5), rng);
   }
+}
+
+namespace {
+// The head kernels against plain loops, on every edge the tiles have: widths 1..32, column counts
+// that are not multiples of the tile, windows that start and end inside a tile.
+template <class S, int D>
+void check_head_kernels(icl::Rng& rng) {
+  namespace hd = icl::nn::detail;
+  using Index = Eigen::Index;
+  const double eps = std::numeric_limits<S>::epsilon();
+  for (const int T : {1, 2, 7, 8, 9, 17, 33, 79}) {
+    INFO("D = " << D << ", T = " << T << ", " << sizeof(S) << "-byte scalar");
+    const Index Tp = icl::nn::causal_padded_rows(T), ld = D + 3;  // a column stride past D
+    const Mat<S> X = uniform<double>(ld, T, rng, 1.0).cast<S>(),
+                 Y = uniform<double>(Tp, T, rng, 1.0).cast<S>();
+    const S alpha = S(0.75);
+    // thin, both windows and both layouts of Y: C(:, j) = α Σ_{p in window} X(:, p) Y(p, j) or Y(j, p)
+    for (const bool transposed : {false, true}) {
+      for (const bool lower : {false, true}) {  // window [0, last + 1) or [first, T)
+        Mat<S> C = Mat<S>::Constant(ld, T, S(7));
+        auto window = [&](Index f, Index l) {
+          return lower ? std::pair<Index, Index>(0, l + 1) : std::pair<Index, Index>(f, T);
+        };
+        const Index sp = transposed ? Tp : 1, sj = transposed ? 1 : Tp;
+        hd::thin_product<S, D, false>(C.data(), ld, X.data(), ld, Y.data(), sp, sj, 0, T, alpha, window);
+        // the reference sums over the window of the column's tile (thin_product's contract: the
+        // entries of Y outside a column's own window are added too, which attention keeps at zero)
+        constexpr int NR = hd::thin_tile_cols<S, D>();
+        double worst = 0;
+        for (Index j = 0; j < T; ++j) {
+          const Index t0 = j / NR * NR;
+          const auto [lo, hi] = window(t0, std::min<Index>(T, t0 + NR) - 1);
+          for (int r = 0; r < D; ++r) {
+            double sum = 0, mag = 0;
+            for (Index p = lo; p < hi; ++p) {
+              const double t = double(X(r, p)) * double(Y.data()[p * sp + j * sj]);
+              sum += t, mag += std::abs(t);
+            }
+            // hi - lo rounded products and sums, the α product and the += onto 7:
+            // |Δ| ≤ (T + 3)·eps·(Σ|terms| + 7)
+            const double ref = 7 + double(alpha) * sum;
+            worst = std::max(worst, std::abs(double(C(r, j)) - ref) / ((T + 3) * eps * (mag + 7)));
+          }
+        }
+        CHECK(worst <= 1.0);
+        CHECK(C.bottomRows(ld - D) == Mat<S>::Constant(ld - D, T, S(7)));  // rows past D untouched
+      }
+    }
+    // transpose and square: C(i, q) = α Σ_r X(r, i) Y'(r, q) for i < q + 1 rounded up to row blocks,
+    // zeros from there to Tp
+    Mat<S> Xt = Mat<S>::Constant(Tp, D, S(-1));
+    hd::transpose_head<S, D>(X.data(), ld, T, Xt.data(), Tp);
+    CHECK(Xt.topRows(T) == Mat<S>(X.topRows(D).transpose()));
+    CHECK(Xt.bottomRows(Tp - T).isZero(0));
+    const Mat<S> Yq = uniform<double>(ld, T, rng, 1.0).cast<S>();
+    Mat<S> C = Mat<S>::Constant(Tp, T, S(7));
+    hd::square_product<S, D>(
+        C.data(), Tp, Xt.data(), Tp, Yq.data(), ld, T, alpha, [](Index q) { return q + 1; }, Tp);
+    const Mat<double> Z = double(alpha) * X.topRows(D).template cast<double>().transpose() *
+                          Yq.topRows(D).template cast<double>();
+    double worst = 0;
+    for (Index q = 0; q < T; ++q) {
+      for (Index i = 0; i <= q; ++i)
+        worst = std::max(
+            worst, std::abs(double(C(i, q)) - Z(i, q)) / ((D + 2) * eps * (std::abs(Z(i, q)) + double(D))));
+      // rows past the row blocks of the tile of 8 columns holding q are zero (the blocks may hold more
+      // rows of Z)
+      constexpr Index MB = 64 / Index(sizeof(S));
+      const Index r1 = (std::min<Index>(T, (q / 8 + 1) * 8) + MB - 1) / MB * MB;
+      CHECK(C.col(q).segment(r1, Tp - r1).isZero(0));
+    }
+    CHECK(worst <= 1.0);  // D rounded products and sums, |terms| ≤ 1 each: ≤ (D + 2)·eps·(|Z| + D)
+  }
+}
+}  // namespace
+
+TEST_CASE("fused: the attention head kernels equal plain loops on every tile edge", "[nn][fused]") {
+  icl::Rng rng(15);
+  check_head_kernels<float, 1>(rng);
+  check_head_kernels<float, 3>(rng);
+  check_head_kernels<float, 4>(rng);
+  check_head_kernels<float, 16>(rng);
+  check_head_kernels<float, 32>(rng);
+  check_head_kernels<double, 2>(rng);
+  check_head_kernels<double, 8>(rng);
+  check_head_kernels<double, 16>(rng);
 }

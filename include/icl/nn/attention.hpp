@@ -10,10 +10,12 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "icl/core/error.hpp"
 #include "icl/core/storage.hpp"
+#include "icl/nn/detail/head_products.hpp"
 #include "icl/nn/linear.hpp"
 #include "icl/nn/param.hpp"
 #include "icl/nn/softmax.hpp"
@@ -87,6 +89,9 @@ class CausalAttention {
     Seq<S, P> dqkv;         ///< backward scratch: dL/d[Q; K; V] in its first N columns (never shrinks)
     /// Backward scratch: dL/dA_j of the current (sequence, head), causal_padded_rows(T) x T.
     Mat<S> dA;
+    /// Scratch of the head kernels (detail/head_products.hpp): K_jᵀ or V_jᵀ, causal_padded_rows(T) x
+    /// max(DQK, DV), zero past row T.
+    Mat<S> xt;
     int T = 0;  ///< tokens per sequence of the last forward() (backward() reuses it)
     /// Attention weights of head j in sequence b: T x T, column = query, row = key.
     typename Mat<S>::ConstBlockXpr weights(Eigen::Index b, int j) const {
@@ -165,12 +170,28 @@ class CausalAttention {
     Out<S> dheads = detail::scratch_cols(c.dheads, M * DV, N);
     Out<S> dqkv = detail::scratch_cols(c.dqkv, P, N);
     c.dA.resize(Tp, T);
+    out_proj_.accumulate_grad(c.heads, dy);
+    out_proj_.backward_input(dy, dheads);
+    if constexpr (kHeadKernels) {
+      backward_heads(c, dheads, dqkv, B, T);
+    } else {
+      backward_heads_eigen(c, dheads, dqkv, B, T);
+    }
+    in_proj_.accumulate_grad(x, dqkv);
+    in_proj_.backward_input(dqkv, dx);
+  }
+
+ private:
+  // Whether the head products run through detail/head_products.hpp (narrow heads) or Eigen's product.
+  static constexpr bool kHeadKernels =
+      detail::head_kernels_apply<S, DQK>() && detail::head_kernels_apply<S, DV>();
+
+  // Eqs. T5-T8 per (sequence, head) by Eigen's products over the panels of Eq. T9 (wide heads).
+  void backward_heads_eigen(Cache& c, Out<S>& dheads, Out<S>& dqkv, Eigen::Index B, int T) const {
     // Every per-head product below accumulates (+=) into zeroed memory: Eigen's `=` product would
     // zero its destination itself, column by column (DV or T entries each), which costs more than
     // these contiguous passes. dqkv is zeroed here in one pass, dA (contiguous Tp x T) per head.
     dqkv.setZero();
-    out_proj_.accumulate_grad(c.heads, dy);
-    out_proj_.backward_input(dy, dheads);
     for (Eigen::Index b = 0; b < B; ++b) {
       for (int j = 0; j < M; ++j) {
         const Eigen::Ref<const Mat<S>> Q = c.qkv.block(row_q(j), b * T, DQK, T);
@@ -203,10 +224,47 @@ class CausalAttention {
         });
       }
     }
-    in_proj_.accumulate_grad(x, dqkv);
-    in_proj_.backward_input(dqkv, dx);
   }
 
+  // Eqs. T5-T8 per (sequence, head) by the head kernels: every column of dQ, dK, dV and of the
+  // top rows of dA is written (=) once, so nothing is zeroed first; the products follow the causal
+  // window per tile of columns (detail/head_products.hpp).
+  void backward_heads(Cache& c, Out<S>& dheads, Out<S>& dqkv, Eigen::Index B, int T) const {
+    using Index = Eigen::Index;
+    using W = std::pair<Index, Index>;
+    const Index Tp = c.dA.rows(), ldq = c.qkv.outerStride(), ldo = dheads.outerStride(),
+                ldd = dqkv.outerStride();
+    c.xt.resize(Tp, std::max(DQK, DV));
+    auto upto = [](Index, Index last) { return W(0, last + 1); };  // keys 0..j of query j
+    auto from = [T](Index first, Index) { return W(first, T); };   // queries i..T-1 of key i
+    auto keys = [](Index q) { return q + 1; };
+    for (Index b = 0; b < B; ++b) {
+      for (int j = 0; j < M; ++j) {
+        const S* Q = c.qkv.data() + row_q(j) + b * T * ldq;
+        const S* K = c.qkv.data() + row_k(j) + b * T * ldq;
+        const S* V = c.qkv.data() + row_v(j) + b * T * ldq;
+        const S* A = c.attn.data() + (b * M + j) * T * Tp;
+        const S* dO = dheads.data() + j * DV + b * T * ldo;
+        S* dQ = dqkv.data() + row_q(j) + b * T * ldd;
+        S* dK = dqkv.data() + row_k(j) + b * T * ldd;
+        S* dV = dqkv.data() + row_v(j) + b * T * ldd;
+        // Eq. T5: dV(:, i) = Σ_{q ≥ i} dO(:, q) A(i, q)
+        detail::thin_product<S, DV, true>(dV, ldd, dO, ldo, A, Tp, 1, 0, T, S(1), from);
+        // Eq. T6: dA = Vᵀ dO on and above the diagonal (by row blocks), zero below to the padding
+        detail::transpose_head<S, DV>(V, ldq, T, c.xt.data(), Tp);
+        detail::square_product<S, DV>(c.dA.data(), Tp, c.xt.data(), Tp, dO, ldo, T, S(1), keys, Tp);
+        if (scores_ == Scores::softmax)
+          causal_softmax_blocks_backward<S>(c.attn.middleCols((b * M + j) * T, T), c.dA, c.dA);  // Eq. T7
+        else
+          c.dA.topRows(T).template triangularView<Eigen::StrictlyLower>().setZero();
+        // Eq. T8: dQ(:, q) = scale Σ_{k ≤ q} K(:, k) dZ(k, q), dK(:, k) = scale Σ_{q ≥ k} Q(:, q) dZ(k, q)
+        detail::thin_product<S, DQK, true>(dQ, ldd, K, ldq, c.dA.data(), 1, Tp, 0, T, scale_, upto);
+        detail::thin_product<S, DQK, true>(dK, ldd, Q, ldq, c.dA.data(), Tp, 1, 0, T, scale_, from);
+      }
+    }
+  }
+
+ public:
   /// "in_proj_weight", "in_proj_bias" (with qkv_bias), "out_proj.weight", "out_proj.bias" (with
   /// out_bias), each name prefixed by `prefix`; PyTorch's order.
   std::vector<ParamView<S>> parameters(const std::string& prefix = "") {
@@ -237,6 +295,10 @@ class CausalAttention {
     c.attn.resize(causal_padded_rows(T), B * M * T);
     c.heads.resize(M * DV, N);
     in_proj_.forward(x, c.qkv);
+    if constexpr (kHeadKernels) {
+      attend_heads(c, B, T);
+      return;
+    }
     c.heads.setZero();  // the products accumulate into zeroed memory (see backward())
     for (Eigen::Index b = 0; b < B; ++b) {
       for (int j = 0; j < M; ++j) {
@@ -259,6 +321,36 @@ class CausalAttention {
         for_each_panel(T, [&](Eigen::Index c0, Eigen::Index w) {  // Eq. T3: O = V A, column panels of A
           O.middleCols(c0, w).noalias() += V.leftCols(c0 + w) * A.block(0, c0, c0 + w, w);
         });
+      }
+    }
+  }
+
+  // Eqs. T2, T3 per (sequence, head) by the head kernels (narrow heads): Z = scale · KᵀQ on and above
+  // the diagonal (by row blocks; the rows below are overwritten by the softmax, which writes every
+  // row of its columns, padding included), then O = V A with O's columns written (=) once.
+  void attend_heads(Cache& c, Eigen::Index B, int T) const {
+    using Index = Eigen::Index;
+    const Index Tp = c.attn.rows(), ldq = c.qkv.outerStride(), ldh = c.heads.outerStride();
+    c.xt.resize(Tp, std::max(DQK, DV));
+    auto upto = [](Index, Index last) { return std::pair<Index, Index>(0, last + 1); };
+    auto keys = [](Index q) { return q + 1; };
+    for (Index b = 0; b < B; ++b) {
+      for (int j = 0; j < M; ++j) {
+        const S* Q = c.qkv.data() + row_q(j) + b * T * ldq;
+        const S* K = c.qkv.data() + row_k(j) + b * T * ldq;
+        const S* V = c.qkv.data() + row_v(j) + b * T * ldq;
+        auto Acols = c.attn.middleCols((b * M + j) * T, T);
+        S* A = Acols.data();
+        if (scores_ != Scores::softmax) Acols.setZero();  // linear: zeros below the diagonal and padding
+        detail::transpose_head<S, DQK>(K, ldq, T, c.xt.data(), Tp);
+        detail::square_product<S, DQK>(A, Tp, c.xt.data(), Tp, Q, ldq, T, scale_, keys);  // Eq. T2
+        if (scores_ == Scores::softmax)
+          causal_softmax_blocks<S>(Acols, T);
+        else
+          Acols.topRows(T).template triangularView<Eigen::StrictlyLower>().setZero();
+        // Eq. T3: O(:, q) = Σ_{k ≤ q} V(:, k) A(k, q)
+        detail::thin_product<S, DV, true>(c.heads.data() + j * DV + b * T * ldh, ldh, V, ldq, A, 1, Tp, 0, T,
+                                          S(1), upto);
       }
     }
   }
