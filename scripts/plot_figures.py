@@ -16,7 +16,7 @@ Writes fig1.png ... fig4.png to --out (default: --runs).
   of the zip), each column's minimum in red.
 * fig3: MSPD/d of (algorithm, Transformer) per depth over the selected cells (the sweep's model
   selection); with several seeds the mean over the seeds and +- 1 s.d. across them, with one the
-  cell's 95% CI.
+  cell's 95% CI; a second panel has the means on a log scale.
 * fig4: held-out 1 - R^2 per layer (the mean over the probed n, then over the seeds), per target
   (one panel each), read-out and model (main: w ~ N(0, tau^2 I); control: the fixed w).
 * fig8 (and fig8_cluster, the same experiment at a cluster's scale): App. H's smallest L, H and M
@@ -272,7 +272,11 @@ def panel(g, out, key, xlabel, title):
         raise PlotError("%s: no mspd rows with the Transformer" % g.path)
     preds = ordered(other(r, TRANSFORMER) for r in rows)
     seeds = len(ordered(r["run.seed"] for r in rows))
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    # Left: the paper's linear axis. Right: the same means on a log axis, where the deep models'
+    # gaps (OLS against Ridge(0.1) at 5e-3, two orders below the shallow ones) can be read; no bars
+    # there, since mean - s.d. can reach 0.
+    fig, (ax, axl) = plt.subplots(1, 2, figsize=(13, 4.8))
+    ticks = sorted({int(r[X]) for r in rows})
     for p in preds:
         by_x = {}
         for r in rows:
@@ -280,19 +284,23 @@ def panel(g, out, key, xlabel, title):
                 by_x.setdefault(int(r[X]), []).append((num(r["value"]), num(r["ci95"])))
         xs = sorted(by_x)
         s = [summary([v for v, _ in by_x[k]], [c for _, c in by_x[k]]) for k in xs]
-        ax.errorbar(xs, [m / d for m, _ in s], yerr=[e / d for _, e in s], marker="o", ms=4,
-                    capsize=2, label=p)
-    ticks = sorted({int(r[X]) for r in rows})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ticks, [str(v) for v in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel(xlabel)
+        line = ax.errorbar(xs, [m / d for m, _ in s], yerr=[e / d for _, e in s], marker="o", ms=4,
+                           capsize=2, label=p)
+        axl.plot(xs, [m / d for m, _ in s], marker="o", ms=4, color=line[0].get_color(), label=p)
+    for a in (ax, axl):
+        a.set_xscale("log", base=2)
+        a.set_xticks(ticks, [str(v) for v in ticks])
+        a.minorticks_off()
+        a.set_xlabel(xlabel)
+        a.grid(alpha=0.3)
     ax.set_ylabel("MSPD/d to the transformer (prefixes 1..d-1)")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    axl.set_yscale("log")
+    axl.set_ylabel("MSPD/d (log scale; means, no bars)")
     err = "mean ± s.d. over %d seeds" % seeds if seeds > 1 else "95% CI over contexts"
     ax.set_title("%s (noiseless, d = %d; %s)" % (title, d, err), fontsize=9)
+    axl.set_title("the same on a log scale", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
