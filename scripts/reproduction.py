@@ -223,6 +223,48 @@ def phase_matches(expected, name):
     return figdata.family(name) in expected.split(" or ")
 
 
+# Two-sided 95% quantiles of Student's t for the paired test below, by degrees of freedom (seeds - 1);
+# above 10 the normal 1.96 (t(10) = 2.23 is the last tabulated: more seeds only sharpen the test).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+        10: 2.228}
+
+
+def phase_test(vals, expected):
+    """The phase verdict of one panel value with its seed spread. vals: {predictor: [MSPD/d per
+    seed]} (the same seeds, in the same order, for every predictor). E: the expected family's
+    closest predictor, O: the closest predictor outside it (by the mean over the seeds). The
+    verdict by the means is whether E is closer than O; it is *resolved* when the paired per-seed
+    difference O - E is nonzero at 95% by Student's t (|mean| > t(n-1) * s.e.), which a model
+    seed's spread can hide: with 3 seeds it needs |mean| > 4.3 s.e. Returns (matches, resolved or
+    None with one seed or no predictor on one side, E, O, mean of O - E, its s.e., n)."""
+    inside = [q for q in vals if phase_matches(expected, q)]
+    outside = [q for q in vals if not phase_matches(expected, q)]
+    mean = {q: statistics.fmean(v) for q, v in vals.items()}
+    if not inside or not outside:
+        return (bool(inside), None, inside and min(inside, key=mean.get),
+                outside and min(outside, key=mean.get), math.nan, math.nan, 0)
+    e, o = min(inside, key=mean.get), min(outside, key=mean.get)
+    n = min(len(vals[e]), len(vals[o]))
+    diff = [vals[o][i] - vals[e][i] for i in range(n)]
+    m = statistics.fmean(diff)
+    if n < 2:
+        return (m > 0, None, e, o, m, math.nan, n)
+    se = statistics.stdev(diff) / math.sqrt(n)
+    t = T975.get(n - 1, 1.96)
+    return (m > 0, abs(m) > t * se, e, o, m, se, n)
+
+
+def phase_verdict(vals, expected):
+    """**yes** / **no** by the means, with "unresolved" and the paired difference when the seeds
+    cannot tell E from O at 95% (phase_test)."""
+    ok, resolved, e, o, m, se, n = phase_test(vals, expected)
+    word = "**yes**" if ok else "**no**"
+    if resolved is False:
+        word += " (unresolved: %s − %s = %s, s.e. %s over %d seeds; 95%% needs %.1f s.e.)" % (
+            o, e, g3(m), g3(se), n, T975.get(n - 1, 1.96))
+    return word
+
+
 def panel_block(g, sweep, key, xname, expected):
     p = figdata.panel(g, key)
     text = [provenance(g, sweep), "",
@@ -250,11 +292,10 @@ def panel_block(g, sweep, key, xname, expected):
         for i in range(nseeds):
             per_seed.append(min(vals, key=lambda q: vals[q][i] if i < len(vals[q]) else math.inf))
         exp = expected(x)
-        ok = phase_matches(exp, best[0]) if exp else None
         verdict.append("| %d | %s | %s %s, %s %s | %s | %s |" % (
             x, exp or "–", best[0], g3(means[best[0]]), best[1], g3(means[best[1]]),
-            ", ".join(per_seed), "–" if ok is None else
-            "open (selection unfinished)" if x in unfinished else "**yes**" if ok else "**no**"))
+            ", ".join(per_seed), "–" if not exp else
+            "open (selection unfinished)" if x in unfinished else phase_verdict(vals, exp)))
     return "\n".join(text + verdict)
 
 

@@ -151,6 +151,25 @@ def main():
         check(reproduction.phase_matches(expected, name) == want,
               "phase verdict: %s counts as %r: %s" % (name, expected, want))
 
+    # the seed spread in those verdicts (reproduction.phase_test: paired per-seed differences,
+    # Student's t at 95%): a gap the seeds resolve, one they do not (3 seeds need 4.3 s.e.), one
+    # seed (no test), and a verdict against the expected family that the seeds do resolve
+    tied = {"OLS": [0.0060, 0.0050, 0.0073], "Ridge(0.1)": [0.0062, 0.0058, 0.0062]}
+    clear = {"OLS": [0.0048, 0.0050, 0.0047], "Ridge(0.1)": [0.0074, 0.0077, 0.0072]}
+    for vals, exp, want_ok, want_res, what in (
+            (clear, "OLS", True, True, "a gap of 10 s.e. over 3 seeds is resolved"),
+            (tied, "OLS", False, False, "OLS behind Ridge(0.1) by 3e-5 at a spread of 7e-4: "
+             "unresolved"),
+            (clear, "ridge", False, True, "the expected family clearly behind: resolved no"),
+            ({k: v[:1] for k, v in tied.items()}, "OLS", True, None, "one seed: no test")):
+        ok, res, e, o, m, se, n = reproduction.phase_test(vals, exp)
+        check(ok == want_ok and res == want_res, "phase test: %s (ok %s, resolved %s)" % (
+            what, ok, res))
+    v = reproduction.phase_verdict(tied, "OLS")
+    check(v.startswith("**no** (unresolved: Ridge(0.1) − OLS = ") and "3 seeds" in v,
+          "an unresolved verdict says so with the paired difference (%s)" % v)
+    check(reproduction.phase_verdict(clear, "OLS") == "**yes**", "a resolved verdict is plain")
+
     # App. H's verdicts on made-up tables: {d: {factor: (smallest passing, rows tried)}}, every
     # value of VALUES tried (passing from the smallest on) unless a d lists fewer
     values = {"model.layers": (1, 2, 4, 8), "model.hidden": (16, 32, 64), "model.heads": (1, 4)}
