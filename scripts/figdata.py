@@ -89,12 +89,32 @@ class Root:
             raise DataError("%s: no rows with metric %r" % (self.path, metric))
         return out
 
-    def bookkeeping(self):
-        """(cells in the root, cells done, core-hours of the recorded attempts, hosts)."""
+    def _attempts(self, cell):
+        """Every recorded attempt of a cell: the local executor's attempts.json and the SLURM
+        executor's slurm_attempts.jsonl (one JSON object per line; an unreadable line is skipped)."""
+        cdir = os.path.join(self.root, "cells", cell)
+        try:
+            with open(os.path.join(cdir, "attempts.json"), encoding="utf-8") as f:
+                attempts = json.load(f)
+        except (OSError, ValueError):
+            attempts = []
+        out = [a for a in attempts if isinstance(a, dict)] if isinstance(attempts, list) else []
+        try:
+            with open(os.path.join(cdir, "slurm_attempts.jsonl"), encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        a = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(a, dict):
+                        out.append(a)
+        except OSError:
+            pass
+        return out
+
+    def _live_cells(self):
+        """(cell, state) of every cell with a config.json that the staged selection kept."""
         cdir = os.path.join(self.root, "cells")
-        total = done = 0
-        core_s = 0.0
-        hosts = []
         for c in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
             if not os.path.exists(os.path.join(cdir, c, "config.json")):
                 continue
@@ -105,14 +125,18 @@ class Root:
                 state = None
             if state == "dropped":  # staged selection ([select] seeds): never to run
                 continue
+            yield c, state
+
+    def bookkeeping(self):
+        """(cells in the root, cells done, core-hours of the recorded attempts, hosts). Core-hours:
+        each attempt's wall time x its threads (1 where an attempt does not record them)."""
+        total = done = 0
+        core_s = 0.0
+        hosts = []
+        for c, state in self._live_cells():
             total += 1
             done += state == "done"
-            try:
-                with open(os.path.join(cdir, c, "attempts.json"), encoding="utf-8") as f:
-                    attempts = json.load(f)
-            except (OSError, ValueError):
-                attempts = []
-            for a in attempts:
+            for a in self._attempts(c):
                 try:
                     t0, t1 = iso_seconds(a["start"]), iso_seconds(a["end"])
                     core_s += max(0.0, t1 - t0) * int(a.get("threads") or 1)
@@ -121,6 +145,26 @@ class Root:
                 if a.get("host") and a["host"] not in hosts:
                     hosts.append(a["host"])
         return total, done, core_s / 3600.0, hosts
+
+    def runners(self):
+        """Which cell-runner builds produced the root's cells, from the runner_sha256 the executors
+        record with each attempt: (the distinct SHA-256s in first-seen order, the cells whose
+        attempts recorded more than one, the attempts that recorded none (older executors))."""
+        shas, mixed, unrecorded = [], [], 0
+        for c, _ in self._live_cells():
+            mine = []
+            for a in self._attempts(c):
+                sha = a.get("runner_sha256")
+                if not isinstance(sha, str) or not sha:
+                    unrecorded += 1
+                    continue
+                if sha not in mine:
+                    mine.append(sha)
+                if sha not in shas:
+                    shas.append(sha)
+            if len(mine) > 1:
+                mixed.append(c)
+        return shas, mixed, unrecorded
 
 
 def iso_seconds(s):

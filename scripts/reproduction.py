@@ -54,10 +54,21 @@ def provenance(g, sweep):
     seeds = len(g.seeds)
     state = ("all %d cells done" % total if total != 1 else "its cell done") if done == total else "**%d of %d cells done** (a partial " \
         "gather: the rest have not run yet)" % (done, total)
+    shas, mixed, unrecorded = g.runners()
+    builds = ""
+    if shas:  # attempts of executors that record the runner's build (older ones do not)
+        builds = "; runner build%s %s" % ("s" if len(shas) > 1 else "",
+                                           ", ".join("`%s`" % h[:12] for h in shas))
+        if mixed:
+            builds += " (**%d cell%s trained by more than one build**)" % (
+                len(mixed), "s" if len(mixed) > 1 else "")
+        if unrecorded:
+            builds += ", %d earlier attempt%s without a record of the build" % (
+                unrecorded, "s" if unrecorded > 1 else "")
     return ("_Generated from `docs/results/%s/gathered.csv` (`sweeps/%s.toml`): %s, %d seed%s; "
-            "%.2f core-hours of training and evaluation recorded in the cells' attempts.json "
-            "(hosts: %s)._" % (sweep, sweep, state, seeds, "s" if seeds != 1 else "", core_h,
-                               ", ".join(hosts) or "none recorded"))
+            "%.2f core-hours of training and evaluation recorded in the cells' attempts "
+            "(hosts: %s%s)._" % (sweep, sweep, state, seeds, "s" if seeds != 1 else "", core_h,
+                                 ", ".join(hosts) or "none recorded", builds))
 
 
 def not_run(sweep):

@@ -179,6 +179,56 @@ def cell_state(cell_dir: Path) -> str:
     return state
 
 
+_SHA_CACHE = {}
+
+
+def runner_sha256(path: Path) -> str:
+    """The SHA-256 of the cell runner's file (hex), recorded with every attempt so that a result
+    says which build produced it (a resumed cell may have been trained by two). Cached by (path,
+    size, mtime): the runner is hashed again only when it was rebuilt. "" when unreadable."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            return ""
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def recorded_runners(cell_dir: Path) -> list:
+    """The runner SHA-256s the cell's earlier attempts recorded (attempts.json of the local
+    executor, slurm_attempts.jsonl of the SLURM one), in first-seen order; attempts from before
+    the field existed record none."""
+    out = []
+    try:
+        local = read_json(Path(cell_dir) / "attempts.json")
+    except (OSError, ValueError):
+        local = None
+    entries = list(local) if isinstance(local, list) else []
+    try:
+        with open(Path(cell_dir) / "slurm_attempts.jsonl", encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+    except OSError:
+        pass
+    for e in entries:
+        sha = e.get("runner_sha256") if isinstance(e, dict) else None
+        if isinstance(sha, str) and sha and sha not in out:
+            out.append(sha)
+    return out
+
+
 def append_attempt(cell_dir: Path, entry: dict) -> None:
     """Appends one entry to <cell>/attempts.json (a JSON list), atomically."""
     path = Path(cell_dir) / "attempts.json"
@@ -706,6 +756,7 @@ class LocalExecutor:
         self.done = set()
         self.failures = collections.Counter()
         self.resumes = collections.Counter()
+        self.launched_sha = {}  # id -> the runner's sha256 at the cell's latest launch
 
     # -- signals: stop launching, pass SIGTERM on to every runner (each signal once more: the
     #    runner's second signal exits at once)
@@ -728,8 +779,17 @@ class LocalExecutor:
         log = open(cell.dir / "log.txt", "ab", buffering=0)
         attempt = self.failures[cell.id] + self.resumes[cell.id] + 1
         start = now_iso()
+        sha = self.launched_sha[cell.id] = runner_sha256(self.runner)  # as launched, not at the end
         log.write(f"=== {PROG} local attempt {attempt} on {self.host} at {start}: "
-                  f"{' '.join(cmd)}\n".encode())
+                  f"{' '.join(cmd)} (runner sha256 {sha[:12] or 'unreadable'})\n".encode())
+        before = recorded_runners(cell.dir)
+        if sha and before and before[-1] != sha:
+            # allowed (a fixed or rebuilt runner may resume a checkpoint), never silent: the
+            # result then comes from two builds, which the attempts and the gather show
+            note = (f"{PROG}: cell {cell.id} resumes with another runner build: sha256 "
+                    f"{sha[:12]}, its earlier attempts {', '.join(b[:12] for b in before)}")
+            log.write((note + "\n").encode())
+            print(note, file=self.out)
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.PIPE, pass_fds=(lock_fd,),
@@ -773,7 +833,9 @@ class LocalExecutor:
     def _record(self, cell, start, code, error, attempt):
         append_attempt(cell.dir, {"executor": "local", "host": self.host, "attempt": attempt,
                                   "threads": self.threads, "start": start, "end": now_iso(),
-                                  "exit": code, "error": error})
+                                  "exit": code, "error": error,
+                                  "runner": str(self.runner),
+                                  "runner_sha256": self.launched_sha.get(cell.id, "")})
 
     def _finish(self, job: _Job, queue: collections.deque) -> None:
         code = job.proc.returncode

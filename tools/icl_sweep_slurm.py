@@ -146,8 +146,11 @@ trap 'forward USR1' USR1
 trap 'forward TERM' TERM
 
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-note "start on $(hostname -s): $runner --cell $cell --threads ${SLURM_CPUS_PER_TASK:-1}"
-"$runner" --cell "$cell" --threads "${SLURM_CPUS_PER_TASK:-1}" >>"$log" 2>&1 &
+threads=${SLURM_CPUS_PER_TASK:-1}
+# which build trained the cell (a requeued or resubmitted cell may resume with a rebuilt runner)
+runner_sha=$(sha256sum "$runner" 2>/dev/null | cut -d' ' -f1)
+note "start on $(hostname -s): $runner --cell $cell --threads $threads (runner sha256 ${runner_sha:0:12})"
+"$runner" --cell "$cell" --threads "$threads" >>"$log" 2>&1 &
 child=$!
 if [ -n "$forwarded" ]; then kill -s "$forwarded" "$child" 2>/dev/null; fi
 # wait returns early (status > 128) when a trapped signal arrives: wait again while the child
@@ -162,9 +165,10 @@ trap '' USR1 TERM   # the runner is gone; a requeue below makes SLURM signal thi
 # after KillWait), so nothing after it is sure to run.
 action=exit
 if [ "$status" -eq 75 ]; then action=requeue; fi
-printf '{"job":"%s","job_id":%s,"array_job_id":%s,"task":%s,"restart":%s,"exit":%s,"signal":"%s","action":"%s","start":"%s","end":"%s","host":"%s","array":@N@}\n' \
+printf '{"job":"%s","job_id":%s,"array_job_id":%s,"task":%s,"restart":%s,"exit":%s,"signal":"%s","action":"%s","start":"%s","end":"%s","host":"%s","threads":%s,"runner_sha256":"%s","array":@N@}\n' \
   "$job" "${SLURM_JOB_ID:-0}" "${SLURM_ARRAY_JOB_ID}" "$task" "$restart" "$status" \
-  "$forwarded" "$action" "$start" "$end" "$(hostname -s)" >>"$cell/slurm_attempts.jsonl"
+  "$forwarded" "$action" "$start" "$end" "$(hostname -s)" "$threads" "$runner_sha" \
+  >>"$cell/slurm_attempts.jsonl"
 if [ "$status" -eq 75 ]; then
   note "runner stopped after a checkpoint (75): scontrol requeue $job"
   if scontrol requeue "$job" >>"$log" 2>&1; then exit 0; fi

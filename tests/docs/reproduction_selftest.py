@@ -111,6 +111,35 @@ def main():
     r = run(doc, results, "--check")
     check(r.returncode != 0 and "gen:fig8" in r.stderr, "a missing block is refused")
 
+    # the runner builds of the provenance line: a cell whose attempts name two builds is flagged
+    # (an attempt of another build appended to a fig1 cell), and --check sees the change
+    fig1_cells = os.path.join(results, "fig1", "cells")
+    open(doc, "w").write(text)
+    if os.path.isdir(fig1_cells):
+        c = sorted(os.listdir(fig1_cells))[0]
+        ap_path = os.path.join(fig1_cells, c, "attempts.json")
+        saved = open(ap_path).read() if os.path.exists(ap_path) else None
+        attempts = json.loads(saved) if saved else []
+        for a in attempts:
+            a.setdefault("runner_sha256", "a" * 64)
+        attempts.append({"executor": "local", "attempt": len(attempts) + 1, "exit": 0,
+                         "start": "2026-01-01T00:00:00+00:00", "end": "2026-01-01T00:00:01+00:00",
+                         "threads": 1, "runner_sha256": "b" * 64})
+        with open(ap_path, "w") as f:
+            json.dump(attempts, f)
+        r = run(doc, results, "--check")
+        check(r.returncode == 1 and "fig1" in r.stderr, "a second runner build fails --check on "
+              "fig1 (rc %d: %s)" % (r.returncode, r.stderr.strip()))
+        run(doc, results)
+        b = re.search(r"<!-- gen:fig1 -->\n(.*?)<!-- /gen:fig1 -->", open(doc).read(), re.S).group(1)
+        check("**1 cell trained by more than one build**" in b and "`bbbbbbbbbbbb`" in b,
+              "fig1: the cell trained by two builds is flagged (%s)" % b.splitlines()[0])
+        if saved is None:
+            os.remove(ap_path)
+        else:
+            open(ap_path, "w").write(saved)
+        open(doc, "w").write(text)
+
     # Fig. 3's staged selection: a seed-0 cell not done leaves its depth's selection open, which
     # the table and the verdict must say (the gathered rows alone look like a finished selection)
     body = lambda t: re.search(r"<!-- gen:fig3 -->\n(.*?)<!-- /gen:fig3 -->", t, re.S).group(1)

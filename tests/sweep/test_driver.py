@@ -423,6 +423,30 @@ class Run(Base):
         self.assertIn("3 done (skipped), 1 to run", r.stderr)
         self.assertEqual(len(self.attempts(cells[0].dir)), 2)
 
+    def test_attempts_record_the_runner_build(self):
+        """Every attempt records the runner's path and SHA-256; a cell whose earlier attempts
+        recorded another build is run (a rebuilt runner may resume a checkpoint) with a note in
+        its log and on the console, and its attempts then name both builds."""
+        p = self.sweep('name = "b"\nseeds = [0, 1]\n[fixed]\n"run.steps" = 3\n')
+        root = self.d / "r"
+        cells = self.cells(p, root=root)
+        sha = hashlib.sha256(FAKE.read_bytes()).hexdigest()
+        old = "0" * 64   # an earlier attempt by another build, interrupted (exit 75)
+        S.prepare(S.load_sweep(p, False), cells)
+        S.append_attempt(cells[1].dir, {"executor": "local", "attempt": 1, "exit": 75,
+                                        "runner_sha256": old})
+        r = self.run_fake(p, root)
+        a0, a1 = self.attempts(cells[0].dir), self.attempts(cells[1].dir)
+        self.assertEqual([(x["runner"], x["runner_sha256"]) for x in a0], [(str(FAKE), sha)])
+        self.assertEqual([x["runner_sha256"] for x in a1], [old, sha])
+        self.assertEqual(S.recorded_runners(cells[1].dir), [old, sha])
+        note = f"cell {cells[1].id} resumes with another runner build: sha256 {sha[:12]}, its " \
+               f"earlier attempts {old[:12]}"
+        self.assertIn(note, r.stderr)
+        self.assertIn(note, (cells[1].dir / "log.txt").read_text())
+        self.assertNotIn("another runner build", (cells[0].dir / "log.txt").read_text())
+        self.assertIn(f"(runner sha256 {sha[:12]})", (cells[0].dir / "log.txt").read_text())
+
     def test_order_seeds(self):
         p = self.sweep(BASIC)
         root = self.d / "r"

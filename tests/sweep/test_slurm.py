@@ -30,6 +30,7 @@ Without slurm-wlm and munge the test fails, naming them.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -202,6 +203,7 @@ def body(env, cdir, runner, driver, work, deadline):
 
     py = sys.executable
     r1, r2 = work / "slurm_root", work / "local_root"
+    runner_sha = hashlib.sha256(Path(runner).read_bytes()).hexdigest()  # every attempt records it
 
     def diag():
         out = []
@@ -298,6 +300,9 @@ def body(env, cdir, runner, driver, work, deadline):
             continue
         if any(x["job"] != "%d_%d" % (job, i) or x["task"] != i for x in att):
             problems.append("cell %s: attempts of another task: %s" % (c.name, att))
+        if any(x.get("runner_sha256") != runner_sha for x in att):
+            problems.append("cell %s: attempts without the runner's sha256 %s: %s"
+                            % (c.name, runner_sha, att))
         if att[-1]["exit"] != 0 or att[-1]["restart"] != want - 1:
             problems.append("cell %s: last attempt %s" % (c.name, att[-1]))
         if i == task and (att[0]["exit"], att[0]["signal"], att[0]["action"], att[0]["restart"]) \

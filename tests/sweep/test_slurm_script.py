@@ -10,6 +10,7 @@ one-node cluster, is test_slurm.py.
 """
 
 import io
+import hashlib
 import json
 import os
 import re
@@ -260,6 +261,11 @@ class BatchScriptUnderBash(unittest.TestCase):
                                                "exit", "signal", "action", "array")},
                          {"job": "900_1", "job_id": 903, "array_job_id": 900, "task": 1,
                           "restart": 0, "exit": 0, "signal": "", "action": "exit", "array": 0})
+        # the build that ran it and its threads (the gather's provenance and core-hours)
+        self.assertEqual(a[0]["threads"], 2)
+        self.assertEqual(a[0]["runner_sha256"],
+                         hashlib.sha256(self.runner.read_bytes()).hexdigest())
+        self.assertIn("(runner sha256 %s)" % a[0]["runner_sha256"][:12], log)
         self.assertFalse((Path(self.tmp.name) / "scontrol.log").exists())
 
     def test_statuses_pass_through(self):
