@@ -737,6 +737,65 @@ def _num(x):
     return x if ok else None
 
 
+# The cost of one training step per layer against the hidden size H, relative to H = 64: medians
+# measured in the committed cells of docs/results (d = 8, n = 40, batch 64, two cells at a time on
+# a 2-core AMD EPYC, -march=native; docs/reproduction.md): 0.012, 0.017, 0.030, 0.11 and 0.36
+# core-seconds at H = 16 ... 256. Small widths are dominated by the per-token work that does not
+# grow with H^2 (softmax, LayerNorm, the data), large ones by the GEMMs; between the points the
+# ETA interpolates on log-log axes, below 16 with the slope of 16..32 and above 256 with H^2 (the
+# GEMMs' FLOPs). Another machine has other ratios, but the same shape; the ETA is an estimate.
+WIDTH_COST = ((16, 0.40), (32, 0.57), (64, 1.0), (128, 3.7), (256, 12.0))
+
+
+def width_cost(hidden) -> float:
+    """A step's cost per layer at width `hidden`, relative to H = 64 (WIDTH_COST)."""
+    h = _num(hidden)
+    if h is None or h <= 0:
+        return 1.0
+    pts = WIDTH_COST
+    if h <= pts[0][0]:
+        (h0, c0), (h1, c1) = pts[0], pts[1]
+        return c0 * (h / h0) ** (math.log(c1 / c0) / math.log(h1 / h0))
+    if h >= pts[-1][0]:
+        return pts[-1][1] * (h / pts[-1][0]) ** 2
+    for (h0, c0), (h1, c1) in zip(pts, pts[1:]):
+        if h0 <= h <= h1:
+            t = math.log(h / h0) / math.log(h1 / h0)
+            return math.exp(math.log(c0) + t * (math.log(c1) - math.log(c0)))
+    return 1.0
+
+
+def cell_cost(settings: dict) -> float:
+    """The relative cost of one training step of a cell: model.layers x width_cost(model.hidden)
+    x run.batch / 64 x run.task.n / 40 (each factor 1 when the setting is absent; a step of an
+    L-layer model costs about L one-layer steps, and the columns of every product grow with the
+    batch and the context). Only ratios between cells matter: the ETA divides work by the rate of
+    work of the running cells, counted in the same units."""
+    cost = 1.0
+    layers = _num(settings.get("model.layers"))
+    cost *= layers if layers is not None and layers > 0 else 1
+    cost *= width_cost(settings.get("model.hidden"))
+    for key, ref in (("run.batch", 64), ("run.task.n", 40)):
+        v = _num(settings.get(key))
+        if v is not None and v > 0:
+            cost *= v / ref
+    return cost
+
+
+def waiting_shares(sweep, waiting: list) -> dict:
+    """{id: share} for the cells that wait on a staged selection: of the k configurations of a
+    select.x group, the selection keeps one, so each waiting cell counts 1/k of its work."""
+    groups = {}
+    for c in waiting:
+        groups.setdefault(tuple(json.dumps(c.settings[k]) for k in sweep.select["x"]), []).append(c)
+    out = {}
+    for members in groups.values():
+        k = len({_combo(sweep, c) for c in members})
+        for c in members:
+            out[c.id] = 1.0 / max(1, k)
+    return out
+
+
 class LocalExecutor:
     def __init__(self, cells, runner, parallel, threads, retries, progress_every, out=None,
                  refill=None):
@@ -745,6 +804,7 @@ class LocalExecutor:
         # finished cell; needed cells not yet queued, run or failed join the queue
         self.refill = refill
         self.waiting = []
+        self.waiting_share = {}  # id -> the expected share of a waiting cell that will run
         self.parallel, self.threads, self.retries = parallel, threads, retries
         self.progress_every = progress_every
         self.out = out or sys.stderr
@@ -887,36 +947,40 @@ class LocalExecutor:
 
     def progress(self, queue) -> str:
         """The progress line, from the cells' status.json: steps/s is the sum over the running
-        cells; ETA is the work left over the running cells' rate of work, a cell's work being its
-        steps times its model.layers (1 when it has none: a step of an L-layer model costs about
-        L times a 1-layer step at the same width; the width's cost is not modelled). A cell without
-        status.json counts run.steps, or the mean of the known step counts."""
+        cells; ETA is the work left over the running cells' rate of work (cell_cost: a cell's work
+        is its steps times the cost of one of its steps relative to the others, from its depth,
+        width, batch and context length). A cell without status.json counts run.steps, or the mean
+        of the known step counts. Cells that wait for a staged selection count with the share of
+        them that will run (waiting_shares: one configuration of k per group)."""
         rate, work_rate, left, counts, unknown = 0.0, 0.0, 0.0, [], []
+        waiting = {c.id for c in self.waiting}
         for c in self.cells:
             if c.id in self.done or c.id in self.failed:
                 continue
             st = read_status(c.dir) or {}
             if st.get("state") == DROPPED:
                 continue
-            layers = _num(c.settings.get("model.layers"))
-            layers = layers if layers is not None and layers > 0 else 1
+            cost = cell_cost(c.settings)
+            if c.id in waiting:  # (a cell the selection has since decided is needed counts whole)
+                cost *= self.waiting_share.get(c.id, 1.0)
             steps = _num(st.get("steps"))
             if steps is None:
                 steps = _num(c.settings.get("run.steps"))
             if steps is None:
-                unknown.append(layers)
+                unknown.append(cost)
             else:
                 counts.append(steps)
-                left += max(0.0, steps - (_num(st.get("step")) or 0)) * layers
+                left += max(0.0, steps - (_num(st.get("step")) or 0)) * cost
             if c.id in self.running:
                 r = _num(st.get("steps_per_s")) or 0.0
                 rate += r
-                work_rate += r * layers
+                work_rate += r * cell_cost(c.settings)
         if unknown:
             left = left + sum(unknown) * sum(counts) / len(counts) if counts else math.nan
         eta = 0.0 if left == 0 else (left / work_rate if work_rate > 0 else None)
+        wait = f" (+{len(waiting)} waiting on the selection)" if waiting else ""
         return (f"cells: {len(self.done)} done, {len(self.running)} running, {len(self.failed)} "
-                f"failed, {len(queue)} pending | {rate:.4g} steps/s | ETA {_fmt_eta(eta)}")
+                f"failed, {len(queue)} pending{wait} | {rate:.4g} steps/s | ETA {_fmt_eta(eta)}")
 
     def run(self) -> int:
         todo = []
@@ -1029,6 +1093,7 @@ def cmd_run(args, sweep: Sweep, cells: list) -> int:
         def refill():
             needed, waiting, dropped = stage_plan(sweep, cells)  # keeps the run order
             mark_dropped(sweep, needed, dropped)
+            ex.waiting_share = waiting_shares(sweep, waiting)
             return needed, waiting
     ex = LocalExecutor(cells, runner, P, T, args.retries, args.progress_every, refill=refill)
     return ex.run()

@@ -695,6 +695,51 @@ class Status(Base):
         ex.running = {}
         self.assertTrue(ex.progress([four]).endswith("| 0 steps/s | ETA ?"), ex.progress([four]))
 
+    def test_eta_weighs_width_and_waiting_cells(self):
+        # a running H = 32 cell at 10 steps/s with 100 steps left, and an H = 256 one not started
+        # (100 steps): 100 x 0.57 + 100 x 12 units at 10 x 0.57 units/s is 220.5 s (3:41); by
+        # layers alone it would be 20 s
+        p = self.sweep('name = "w"\nseeds = [0]\n[fixed]\n"run.steps" = 100\n"model.layers" = 1\n'
+                       '[axes]\n"model.hidden" = [32, 256]\n')
+        narrow, wide = self.cells(p)
+        narrow.dir.mkdir(parents=True)
+        (narrow.dir / "status.json").write_text(json.dumps(
+            {"state": "running", "step": 0, "steps": 100, "steps_per_s": 10.0}))
+        ex = S.LocalExecutor([narrow, wide], None, 1, 1, 0, 1.0)
+        ex.running = {narrow.id: None}
+        self.assertTrue(ex.progress([wide]).endswith("| 10 steps/s | ETA 0:03:41"),
+                        ex.progress([wide]))
+        self.assertEqual(S.width_cost(64), 1.0)
+        self.assertAlmostEqual(S.width_cost(512), 48.0)   # H^2 beyond the measured widths
+        self.assertLess(S.width_cost(8), S.width_cost(16))
+        self.assertAlmostEqual(S.cell_cost({"model.layers": 4, "model.hidden": 128,
+                                            "run.batch": 32, "run.task.n": 80}), 4 * 3.7)
+        self.assertEqual(S.cell_cost({}), 1.0)
+
+    def test_eta_counts_the_waiting_share(self):
+        # staged selection over two widths: seed 0 of both runs (100 steps each, one of them at
+        # 10 steps/s), the two seed-1 cells wait and one of them will run: 100 + 100 + (100 + 100)/2
+        # steps of equal cost at 10 steps/s is 30 s; the line names the waiting cells
+        p = self.sweep('name = "st"\nseeds = [0, 1]\n[fixed]\n"run.steps" = 100\n'
+                       '[axes]\n"run.optimizer.lr" = [0.1, 0.2]\n'
+                       '[select]\nx = []\nby = "eval_loss"\nseeds = [0]\n')
+        sweep = S.load_sweep(p, False)
+        cells = self.cells(p)
+        needed, waiting, dropped = S.stage_plan(sweep, cells)
+        self.assertEqual((len(needed), len(waiting), len(dropped)), (2, 2, 0))
+        first = needed[0]
+        first.dir.mkdir(parents=True)
+        (first.dir / "status.json").write_text(json.dumps(
+            {"state": "running", "step": 0, "steps": 100, "steps_per_s": 10.0}))
+        ex = S.LocalExecutor(cells, None, 1, 1, 0, 1.0)
+        ex.running = {first.id: None}
+        ex.waiting = waiting
+        ex.waiting_share = S.waiting_shares(sweep, waiting)
+        self.assertEqual(sorted(ex.waiting_share.values()), [0.5, 0.5])
+        line = ex.progress([needed[1]])
+        self.assertIn("1 pending (+2 waiting on the selection) |", line)
+        self.assertTrue(line.endswith("| 10 steps/s | ETA 0:00:30"), line)
+
 
 def read_csv(path):
     with open(path, newline="") as f:
