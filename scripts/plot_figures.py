@@ -284,9 +284,14 @@ def panel(g, out, key, xlabel, title):
                 by_x.setdefault(int(r[X]), []).append((num(r["value"]), num(r["ci95"])))
         xs = sorted(by_x)
         s = [summary([v for v, _ in by_x[k]], [c for _, c in by_x[k]]) for k in xs]
+        # the null predictor (0 everywhere; Fig. 3's legend since issue 18) is a control, drawn
+        # dashed: an algorithm below it is matched by more than the smallness of the predictions
+        style = dict(ls="--", color="0.3", label="Zero (null control)") if p == "Zero" else \
+            dict(label=p)
         line = ax.errorbar(xs, [m / d for m, _ in s], yerr=[e / d for _, e in s], marker="o", ms=4,
-                           capsize=2, label=p)
-        axl.plot(xs, [m / d for m, _ in s], marker="o", ms=4, color=line[0].get_color(), label=p)
+                           capsize=2, **style)
+        style["color"] = line[0].get_color()
+        axl.plot(xs, [m / d for m, _ in s], marker="o", ms=4, **style)
     for a in (ax, axl):
         a.set_xscale("log", base=2)
         a.set_xticks(ticks, [str(v) for v in ticks])

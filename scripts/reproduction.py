@@ -60,7 +60,7 @@ def provenance(g, sweep):
         builds = "; runner build%s %s" % ("s" if len(shas) > 1 else "",
                                            ", ".join("`%s`" % h[:12] for h in shas))
         if mixed:
-            builds += " (**%d cell%s trained by more than one build**)" % (
+            builds += " (**%d cell%s run by more than one build**: resumed or re-evaluated)" % (
                 len(mixed), "s" if len(mixed) > 1 else "")
         if unrecorded:
             builds += ", %d earlier attempt%s without a record of the build" % (
@@ -240,14 +240,31 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
         10: 2.228}
 
 
+NULL = "Zero"  # the null predictor of Fig. 3's legend (0 everywhere): a control, not an algorithm
+
+
+def paired(a, b):
+    """The paired per-seed difference b - a: (mean, s.e., n, resolved at 95% by Student's t or
+    None with one seed)."""
+    n = min(len(a), len(b))
+    diff = [b[i] - a[i] for i in range(n)]
+    m = statistics.fmean(diff)
+    if n < 2:
+        return m, math.nan, n, None
+    se = statistics.stdev(diff) / math.sqrt(n)
+    return m, se, n, abs(m) > T975.get(n - 1, 1.96) * se
+
+
 def phase_test(vals, expected):
     """The phase verdict of one panel value with its seed spread. vals: {predictor: [MSPD/d per
     seed]} (the same seeds, in the same order, for every predictor). E: the expected family's
-    closest predictor, O: the closest predictor outside it (by the mean over the seeds). The
-    verdict by the means is whether E is closer than O; it is *resolved* when the paired per-seed
-    difference O - E is nonzero at 95% by Student's t (|mean| > t(n-1) * s.e.), which a model
-    seed's spread can hide: with 3 seeds it needs |mean| > 4.3 s.e. Returns (matches, resolved or
-    None with one seed or no predictor on one side, E, O, mean of O - E, its s.e., n)."""
+    closest predictor, O: the closest predictor outside it (by the mean over the seeds; the null
+    predictor NULL is neither). The verdict by the means is whether E is closer than O; it is
+    *resolved* when the paired per-seed difference O - E is nonzero at 95% by Student's t
+    (|mean| > t(n-1) * s.e.), which a model seed's spread can hide: with 3 seeds it needs
+    |mean| > 4.3 s.e. Returns (matches, resolved or None with one seed or no predictor on one
+    side, E, O, mean of O - E, its s.e., n)."""
+    vals = {q: v for q, v in vals.items() if q != NULL}
     inside = [q for q in vals if phase_matches(expected, q)]
     outside = [q for q in vals if not phase_matches(expected, q)]
     mean = {q: statistics.fmean(v) for q, v in vals.items()}
@@ -255,24 +272,28 @@ def phase_test(vals, expected):
         return (bool(inside), None, inside and min(inside, key=mean.get),
                 outside and min(outside, key=mean.get), math.nan, math.nan, 0)
     e, o = min(inside, key=mean.get), min(outside, key=mean.get)
-    n = min(len(vals[e]), len(vals[o]))
-    diff = [vals[o][i] - vals[e][i] for i in range(n)]
-    m = statistics.fmean(diff)
-    if n < 2:
-        return (m > 0, None, e, o, m, math.nan, n)
-    se = statistics.stdev(diff) / math.sqrt(n)
-    t = T975.get(n - 1, 1.96)
-    return (m > 0, abs(m) > t * se, e, o, m, se, n)
+    m, se, n, resolved = paired(vals[e], vals[o])
+    return (m > 0, resolved, e, o, m, se, n)
 
 
 def phase_verdict(vals, expected):
     """**yes** / **no** by the means, with "unresolved" and the paired difference when the seeds
-    cannot tell E from O at 95% (phase_test)."""
+    cannot tell E from O at 95% (phase_test). Where the legend has the null predictor, E must also
+    be closer to the model than predicting 0 is: a model that learned little is close to every
+    algorithm with small predictions (one GD step at a small rate) without running it."""
     ok, resolved, e, o, m, se, n = phase_test(vals, expected)
     word = "**yes**" if ok else "**no**"
     if resolved is False:
         word += " (unresolved: %s − %s = %s, s.e. %s over %d seeds; 95%% needs %.1f s.e.)" % (
             o, e, g3(m), g3(se), n, T975.get(n - 1, 1.96))
+    if ok and e and NULL in vals:
+        zm, zse, zn, zres = paired(vals[e], vals[NULL])
+        if zm <= 0:
+            word = "**no**: no closer than predicting 0 (%s − %s = %s over %d seed%s)" % (
+                NULL, e, g3(zm), zn, "s" if zn > 1 else "")
+        elif zres is False:
+            word += " (closer than predicting 0 unresolved: %s − %s = %s, s.e. %s over %d seeds)" % (
+                NULL, e, g3(zm), g3(zse), zn)
     return word
 
 
@@ -288,8 +309,10 @@ def panel_block(g, sweep, key, xname, expected):
                "| reproduced? |" % xname, "|---|---|---|---|---|"]
     unfinished = figdata.open_selections(g, key, stage_seeds(sweep))
     for x, (sel, vals) in p.items():
-        means = {q: mean_sd(v)[0] for q, v in vals.items()}
-        best = sorted(means, key=means.get)
+        if NULL in vals and len(vals[NULL]) != max(len(v) for v in vals.values()):
+            del vals[NULL]  # some seeds' cells were evaluated without it: no paired comparison
+        means = {q: mean_sd(v)[0] for q, v in vals.items() if q != NULL}
+        best = sorted(means, key=means.get)  # the algorithms only: the null predictor is a control
         seln = ", ".join("%s = %s" % (k.split(".")[-1], v) for k, v in sel) or "–"
         if not sel:  # no other axis: nothing is selected, a missing seed is only missing
             unfinished.pop(x, None)
@@ -301,7 +324,8 @@ def panel_block(g, sweep, key, xname, expected):
         per_seed = []
         nseeds = len(next(iter(vals.values())))
         for i in range(nseeds):
-            per_seed.append(min(vals, key=lambda q: vals[q][i] if i < len(vals[q]) else math.inf))
+            per_seed.append(min((q for q in vals if q != NULL),
+                                key=lambda q: vals[q][i] if i < len(vals[q]) else math.inf))
         exp = expected(x)
         verdict.append("| %d | %s | %s %s, %s %s | %s | %s |" % (
             x, exp or "–", best[0], g3(means[best[0]]), best[1], g3(means[best[1]]),

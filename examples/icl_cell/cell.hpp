@@ -362,6 +362,22 @@ inline icl::train::TrainConfig train_config(const Settings& s, int threads, cons
   return cfg;
 }
 
+/// The null predictor: 0 at every x-token (the prior mean of w, Ridge(infinity)). Fig. 3's legend
+/// carries it as a control (docs/reproduction.md): a model that has learned little predicts small
+/// values, and is then close to every algorithm whose predictions are small (one GD step with a
+/// small rate) without doing what that algorithm does; a phase match counts only when the model is
+/// closer to the algorithm than to this predictor.
+template <int D>
+icl::metrics::PromptPredictor<double> zero_predictor() {
+  icl::metrics::PromptPredictor<double> p;
+  p.name = "Zero";
+  p.dim = D;
+  p.predict = [](const icl::Mat<double>& tokens, int T) -> icl::Mat<double> {
+    return icl::Mat<double>::Zero((T + 1) / 2, tokens.cols() / T);
+  };
+  return p;
+}
+
 /// The paper-style legends of the online MSPD evaluation (Figs. 2 and 3, App. H).
 template <int D>
 std::vector<icl::metrics::PromptPredictor<double>> legend(const std::string& name) {
@@ -377,7 +393,8 @@ std::vector<icl::metrics::PromptPredictor<double>> legend(const std::string& nam
          mt::prompt_predictor<double, D>(rg::Sgd{0.03}),
          mt::prompt_predictor<double, D>(rg::Gd{0.02}),
          mt::prompt_predictor<double, D>(rg::Sgd{0.01}),
-         mt::prompt_predictor<double, D>(rg::Gd{0.01})};
+         mt::prompt_predictor<double, D>(rg::Gd{0.01}),
+         zero_predictor<D>()};  // the control, last: the paper's nine keep their order
   } else if (name == "ols_ridge") {
     l = {mt::prompt_predictor<double, D>(rg::Ols{}), mt::prompt_predictor<double, D>(rg::Ridge{0.1})};
   } else if (name == "fig2" || name == "fig2_wide") {

@@ -132,7 +132,7 @@ def main():
               "fig1 (rc %d: %s)" % (r.returncode, r.stderr.strip()))
         run(doc, results)
         b = re.search(r"<!-- gen:fig1 -->\n(.*?)<!-- /gen:fig1 -->", open(doc).read(), re.S).group(1)
-        check("**1 cell trained by more than one build**" in b and "`bbbbbbbbbbbb`" in b,
+        check("**1 cell run by more than one build**" in b and "`bbbbbbbbbbbb`" in b,
               "fig1: the cell trained by two builds is flagged (%s)" % b.splitlines()[0])
         if saved is None:
             os.remove(ap_path)
@@ -198,6 +198,18 @@ def main():
     check(v.startswith("**no** (unresolved: Ridge(0.1) − OLS = ") and "3 seeds" in v,
           "an unresolved verdict says so with the paired difference (%s)" % v)
     check(reproduction.phase_verdict(clear, "OLS") == "**yes**", "a resolved verdict is plain")
+    # the null predictor of Fig. 3's legend: never a match itself, and a match must beat it
+    gd = {"GD(0.02)": [0.099, 0.103, 0.102], "Ridge(0.5)": [0.25, 0.26, 0.24]}
+    v = reproduction.phase_verdict(dict(gd, Zero=[0.166, 0.095, 0.202]), "GD")
+    check(v.startswith("**yes** (closer than predicting 0 unresolved: Zero − GD(0.02) = "),
+          "GD closer than Zero on 2 of 3 seeds: yes, the null comparison unresolved (%s)" % v)
+    v = reproduction.phase_verdict(dict(gd, Zero=[0.09, 0.095, 0.1]), "GD")
+    check(v.startswith("**no**: no closer than predicting 0 (Zero − GD(0.02) = "),
+          "Zero closer than the best GD: no (%s)" % v)
+    check(reproduction.phase_verdict(dict(gd, Zero=[0.5, 0.52, 0.49]), "GD") == "**yes**",
+          "Zero far away: a plain yes")
+    check(reproduction.phase_test({"Zero": [0.01], "OLS": [0.02], "GD(0.02)": [0.03]}, "OLS")[3]
+          == "GD(0.02)", "the null predictor is not the closest algorithm outside the family")
 
     # App. H's verdicts on made-up tables: {d: {factor: (smallest passing, rows tried)}}, every
     # value of VALUES tried (passing from the smallest on) unless a d lists fewer

@@ -1096,6 +1096,23 @@ class RealCell(Base):
         self.ok(drive("gather", TINY, "--root", b))
         self.assertEqual((a / "gathered.csv").read_bytes(), (b / "gathered.csv").read_bytes())
         self.ok(drive("status", TINY, "--root", a))
+        # the fig3 legend's null predictor (examples/icl_cell/cell.hpp zero_predictor) predicts 0:
+        # one GD step from w = 0 is linear in its rate (y^ = 2 a x^T X^T Y), so GD(0.02) = 2 GD(0.01)
+        # at every prediction, hence MSPD(GD(0.02), Zero) = 4 MSPD(GD(0.01), Zero) and
+        # MSPD(GD(0.02), GD(0.01)) = MSPD(GD(0.01), Zero). Both hold to rounding (a few ulps of each
+        # prediction in double, squared and averaged: relative 1e-14); 1e-9 leaves room for the
+        # summation order and fails on any nonzero null prediction, which moves them by O(1).
+        rows = read_csv(a / "gathered.csv")
+        head = rows[0]
+        ci, mi, ai, bi, vi = (head.index(k) for k in ("cell", "metric", "a", "b", "value"))
+        for c in cells:
+            m = {(r[ai], r[bi]): float(r[vi]) for r in rows[1:]
+                 if r[ci] == c.id and r[mi] == "mspd"}
+            self.assertIn(("Transformer", "Zero"), set(m) | {(k[1], k[0]) for k in m}, c.id)
+            z2, z1, g = m[("GD(0.02)", "Zero")], m[("GD(0.01)", "Zero")], m[("GD(0.02)", "GD(0.01)")]
+            self.assertGreater(z1, 0.0, c.id)
+            self.assertAlmostEqual(z2 / (4 * z1), 1.0, delta=1e-9, msg=c.id)
+            self.assertAlmostEqual(g / z1, 1.0, delta=1e-9, msg=c.id)
 
 
 if __name__ == "__main__":
