@@ -2,7 +2,7 @@
 """icl_sweep: expands a sweep file into cells and runs, checks and gathers them (docs/sweeps.md).
 
     icl_sweep.py plan   SWEEP.toml [--root DIR] [--quick] [--runner PATH] [--no-check]
-    icl_sweep.py run    SWEEP.toml [--root DIR] [--quick] [--runner PATH] [-P N] [-T N]
+    icl_sweep.py run    SWEEP.toml [--root DIR] [--quick] [--runner PATH] [-P N] [-T N] [--only K=V]
                         [--retries K] [--progress-every S]
     icl_sweep.py slurm  SWEEP.toml [--root DIR] [--quick] [--runner PATH] [-P K] [--dry-run]
     icl_sweep.py status SWEEP.toml [--root DIR] [--quick]
@@ -1065,6 +1065,25 @@ def parallel_threads(P, T, cores):
     return P, T
 
 
+def _has_settings(c: Cell, settings) -> bool:
+    """Whether the cell has every KEY=VALUE of --first/--only (true is not 1)."""
+    return all(k in c.settings and c.settings[k] == v and
+               isinstance(c.settings[k], bool) == isinstance(v, bool) for k, v in settings)
+
+
+def only_cells(cells: list, only, what="--only") -> list:
+    """The cells with every setting of `only` (--only KEY=VALUE, repeatable), all cells when it is
+    empty; a setting that no cell has is refused, naming it (a typo would otherwise run nothing)."""
+    if not only:
+        return list(cells)
+    kept = [c for c in cells if _has_settings(c, only)]
+    if cells and not kept:
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in only)
+        raise SweepError(f"{what} {shown}: no cell of the sweep has "
+                         f"{'this setting' if len(only) == 1 else 'all of these settings'}")
+    return kept
+
+
 def run_order(cells: list, order: str, first=()) -> list:
     """The order in which `run` and `slurm` start the pending cells: `cells` (the cell order, §1) or
     `seeds` (every cell of the first seed in cell order, then of the next seed, ...: a sweep
@@ -1073,8 +1092,7 @@ def run_order(cells: list, order: str, first=()) -> list:
         cells = sorted(cells, key=lambda c: c.settings.get("run.seed", 0))  # stable: cell order within
     if first:  # --first: the cells with every given setting before the rest, each part in order
         def matches(c):
-            return all(k in c.settings and c.settings[k] == v and
-                       isinstance(c.settings[k], bool) == isinstance(v, bool) for k, v in first)
+            return _has_settings(c, first)
         if cells and not any(matches(c) for c in cells):
             shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in first)
             raise SweepError(f"--first {shown}: no cell of the sweep has "
@@ -1086,13 +1104,18 @@ def run_order(cells: list, order: str, first=()) -> list:
 def cmd_run(args, sweep: Sweep, cells: list) -> int:
     runner = resolve_runner(args.runner)
     prepare(sweep, cells)
-    cells = run_order(cells, args.order, args.first)
+    every = run_order(cells, args.order, args.first)
+    cells = only_cells(every, args.only)  # --only: a slice of the sweep (the others left alone)
+    keep = {c.id for c in cells}
     P, T = parallel_threads(args.P, args.T, os.cpu_count())
     refill = None
     if staged(sweep):
         def refill():
-            needed, waiting, dropped = stage_plan(sweep, cells)  # keeps the run order
+            # the selection is over every cell of the sweep, whatever --only runs of it
+            needed, waiting, dropped = stage_plan(sweep, every)  # keeps the run order
             mark_dropped(sweep, needed, dropped)
+            needed = [c for c in needed if c.id in keep]
+            waiting = [c for c in waiting if c.id in keep]
             ex.waiting_share = waiting_shares(sweep, waiting)
             return needed, waiting
     ex = LocalExecutor(cells, runner, P, T, args.retries, args.progress_every, refill=refill)
@@ -1116,11 +1139,14 @@ def cmd_slurm(args, sweep: Sweep, cells: list) -> int:
     runner = resolve_runner(args.runner, must_exist=not args.dry_run)
     prepare(sweep, cells)
     waiting = []
+    keep = {c.id for c in only_cells(cells, args.only)}
     if staged(sweep):
-        needed, waiting, dropped = stage_plan(sweep, cells)
+        needed, waiting, dropped = stage_plan(sweep, cells)  # the selection sees every cell
         if not args.dry_run:
             mark_dropped(sweep, needed, dropped)
         cells = needed
+        waiting = [c for c in waiting if c.id in keep]
+    cells = [c for c in cells if c.id in keep]
     pending = [c for c in run_order(cells, args.order, args.first) if not is_done(c.dir)]
     root = Path(args.root).absolute()
     if waiting:
@@ -1401,6 +1427,10 @@ def build_parser() -> argparse.ArgumentParser:
                            metavar="KEY=VALUE", help="start the cells with this setting before the "
                            "others (repeatable: cells with all of them; the order within each "
                            "part as --order says)")
+            s.add_argument("--only", action="append", default=[], type=_setting,
+                           metavar="KEY=VALUE", help="run only the cells with this setting "
+                           "(repeatable: cells with all of them); the others are left as they are "
+                           "(a staged selection still chooses over every cell)")
         if name == "run":
             s.add_argument("-T", type=_int_at_least(1), default=None, metavar="N",
                            help="threads per cell (default: P·T fills the cores)")

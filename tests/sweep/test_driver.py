@@ -447,6 +447,33 @@ class Run(Base):
         self.assertNotIn("another runner build", (cells[0].dir / "log.txt").read_text())
         self.assertIn(f"(runner sha256 {sha[:12]})", (cells[0].dir / "log.txt").read_text())
 
+    def test_only_runs_a_slice(self):
+        p = self.sweep(BASIC)
+        root = self.d / "r"
+        r = self.run_fake(p, root, "--only", "model.layers=1")
+        self.assertIn("2 cells: 0 done (skipped), 2 to run", r.stderr)
+        for c in self.cells(p, root=root):
+            ran = (c.dir / "attempts.json").exists()
+            self.assertEqual(ran, c.settings["model.layers"] == 1, c.settings)
+            self.assertEqual(S.is_done(c.dir), ran)
+        # a setting no cell has is refused by name (a typo would run nothing)
+        r = drive("run", p, "--root", root, "--runner", FAKE, "--only", "model.layers=3")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--only model.layers=3: no cell of the sweep has this setting", r.stderr)
+
+    def test_only_keeps_the_selection_over_every_cell(self):
+        # staged selection on seed 0 over two rates: --only lr = 0.2 runs that rate's seed-0 cell;
+        # its seed-1 cell waits, since the selection also needs lr = 0.1's seed-0 cell, not run
+        p = self.sweep('name = "so"\nseeds = [0, 1]\n[fixed]\n"run.steps" = 3\n'
+                       '[axes]\n"run.optimizer.lr" = [0.1, 0.2]\n'
+                       '[select]\nx = []\nby = "eval_loss"\nseeds = [0]\n')
+        root = self.d / "r"
+        r = self.run_fake(p, root, "--only", "run.optimizer.lr=0.2", status=1)
+        self.assertIn("1 cells still wait for the selection on seeds", r.stderr)
+        done = {(c.settings["run.optimizer.lr"], c.settings["run.seed"]): S.is_done(c.dir)
+                for c in self.cells(p, root=root)}
+        self.assertEqual(done, {(0.1, 0): False, (0.1, 1): False, (0.2, 0): True, (0.2, 1): False})
+
     def test_order_seeds(self):
         p = self.sweep(BASIC)
         root = self.d / "r"

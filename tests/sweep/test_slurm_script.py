@@ -338,6 +338,13 @@ class DriverDryRun(unittest.TestCase):
             self.assertIn("#SBATCH --job-name=icl-slurm_quick\n", r.stdout)
             self.assertIn("#SBATCH --signal=B:USR1@", r.stdout)
             self.assertFalse((Path(t) / "slurm").exists())
+            # --only: an array over the matching cells alone
+            r = subprocess.run([sys.executable, str(driver), "slurm",
+                                str(HERE / "slurm_quick.toml"), "--root", t, "--dry-run",
+                                "--runner", "/nonexistent/icl_cell", "--only", "model.layers=2"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"#SBATCH --array=0-1\n")
 
 
 if __name__ == "__main__":
