@@ -205,8 +205,9 @@ def runner_sha256(path: Path) -> str:
 
 def recorded_runners(cell_dir: Path) -> list:
     """The runner SHA-256s the cell's earlier attempts recorded (attempts.json of the local
-    executor, slurm_attempts.jsonl of the SLURM one), in first-seen order; attempts from before
-    the field existed record none."""
+    executor, then slurm_attempts.jsonl of the SLURM one), each once, ordered by its latest
+    attempt (the last is the build of the latest recorded attempt); attempts from before the field
+    existed record none."""
     out = []
     try:
         local = read_json(Path(cell_dir) / "attempts.json")
@@ -224,7 +225,9 @@ def recorded_runners(cell_dir: Path) -> list:
         pass
     for e in entries:
         sha = e.get("runner_sha256") if isinstance(e, dict) else None
-        if isinstance(sha, str) and sha and sha not in out:
+        if isinstance(sha, str) and sha:
+            if sha in out:
+                out.remove(sha)
             out.append(sha)
     return out
 

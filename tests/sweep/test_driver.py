@@ -446,6 +446,10 @@ class Run(Base):
         self.assertIn(note, (cells[1].dir / "log.txt").read_text())
         self.assertNotIn("another runner build", (cells[0].dir / "log.txt").read_text())
         self.assertIn(f"(runner sha256 {sha[:12]})", (cells[0].dir / "log.txt").read_text())
+        # builds A, B, A: the latest attempt's build is last (a relaunch with A is no change)
+        S.append_attempt(cells[0].dir, {"runner_sha256": old})
+        S.append_attempt(cells[0].dir, {"runner_sha256": sha})
+        self.assertEqual(S.recorded_runners(cells[0].dir), [old, sha])
 
     def test_only_runs_a_slice(self):
         p = self.sweep(BASIC)
