@@ -294,6 +294,11 @@ def phase_verdict(vals, expected):
         elif zres is False:
             word += " (closer than predicting 0 unresolved: %s − %s = %s, s.e. %s over %d seeds)" % (
                 NULL, e, g3(zm), g3(zse), zn)
+    elif NULL in vals:
+        zmean = statistics.fmean(vals[NULL])
+        if all(statistics.fmean(v) > zmean for q, v in vals.items() if q != NULL):
+            # nothing the model does is closer to an algorithm than to predicting nothing
+            word += " (predicting 0 is closer than every algorithm: %s %s)" % (NULL, g3(zmean))
     return word
 
 

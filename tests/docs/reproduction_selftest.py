@@ -208,6 +208,9 @@ def main():
           "Zero closer than the best GD: no (%s)" % v)
     check(reproduction.phase_verdict(dict(gd, Zero=[0.5, 0.52, 0.49]), "GD") == "**yes**",
           "Zero far away: a plain yes")
+    v = reproduction.phase_verdict(dict(gd, Zero=[0.04, 0.03, 0.05]), "ridge")
+    check(v == "**no** (predicting 0 is closer than every algorithm: Zero 0.04)",
+          "an untrained model's verdict says that predicting 0 is closest (%s)" % v)
     check(reproduction.phase_test({"Zero": [0.01], "OLS": [0.02], "GD(0.02)": [0.03]}, "OLS")[3]
           == "GD(0.02)", "the null predictor is not the closest algorithm outside the family")
 
