@@ -709,35 +709,36 @@ class Status(Base):
         self.assertEqual(lines[2].split(), [c0.id, "done", "3/3", "0.25", "no", "0"])
         self.assertEqual(lines[3], "2 cells: 1 done, 1 failed")
 
+    def executor_running(self, cells, cell):
+        """A LocalExecutor over `cells` whose `cell` runs at 10 steps/s from step 0 of 100."""
+        cell.dir.mkdir(parents=True)
+        (cell.dir / "status.json").write_text(json.dumps(
+            {"state": "running", "step": 0, "steps": 100, "steps_per_s": 10.0}))
+        ex = S.LocalExecutor(cells, None, 1, 1, 0, 1.0)
+        ex.running = {cell.id: None}
+        return ex
+
     def test_eta_weighs_steps_by_layers(self):
         # a running 1-layer cell at 10 steps/s, 100 steps left, and a 4-layer cell not started
         # (100 steps): 100 + 4 x 100 layer-steps at 10 layer-steps/s is 50 s (by steps alone: 20 s)
         p = self.sweep('name = "eta"\nseeds = [0]\n[fixed]\n"run.steps" = 100\n'
                        '[axes]\n"model.layers" = [1, 4]\n')
         one, four = self.cells(p)
-        one.dir.mkdir(parents=True)
-        (one.dir / "status.json").write_text(json.dumps(
-            {"state": "running", "step": 0, "steps": 100, "steps_per_s": 10.0}))
-        ex = S.LocalExecutor([one, four], None, 1, 1, 0, 1.0)
-        ex.running = {one.id: None}
+        ex = self.executor_running([one, four], one)
         self.assertTrue(ex.progress([four]).endswith("| 10 steps/s | ETA 0:00:50"),
                         ex.progress([four]))
         ex.done.add(one.id)  # nothing running: no rate, no ETA
         ex.running = {}
         self.assertTrue(ex.progress([four]).endswith("| 0 steps/s | ETA ?"), ex.progress([four]))
 
-    def test_eta_weighs_width_and_waiting_cells(self):
+    def test_eta_weighs_width(self):
         # a running H = 32 cell at 10 steps/s with 100 steps left, and an H = 256 one not started
         # (100 steps): 100 x 0.57 + 100 x 12 units at 10 x 0.57 units/s is 220.5 s (3:41); by
         # layers alone it would be 20 s
         p = self.sweep('name = "w"\nseeds = [0]\n[fixed]\n"run.steps" = 100\n"model.layers" = 1\n'
                        '[axes]\n"model.hidden" = [32, 256]\n')
         narrow, wide = self.cells(p)
-        narrow.dir.mkdir(parents=True)
-        (narrow.dir / "status.json").write_text(json.dumps(
-            {"state": "running", "step": 0, "steps": 100, "steps_per_s": 10.0}))
-        ex = S.LocalExecutor([narrow, wide], None, 1, 1, 0, 1.0)
-        ex.running = {narrow.id: None}
+        ex = self.executor_running([narrow, wide], narrow)
         self.assertTrue(ex.progress([wide]).endswith("| 10 steps/s | ETA 0:03:41"),
                         ex.progress([wide]))
         self.assertEqual(S.width_cost(64), 1.0)
@@ -758,12 +759,7 @@ class Status(Base):
         cells = self.cells(p)
         needed, waiting, dropped = S.stage_plan(sweep, cells)
         self.assertEqual((len(needed), len(waiting), len(dropped)), (2, 2, 0))
-        first = needed[0]
-        first.dir.mkdir(parents=True)
-        (first.dir / "status.json").write_text(json.dumps(
-            {"state": "running", "step": 0, "steps": 100, "steps_per_s": 10.0}))
-        ex = S.LocalExecutor(cells, None, 1, 1, 0, 1.0)
-        ex.running = {first.id: None}
+        ex = self.executor_running(cells, needed[0])
         ex.waiting = waiting
         ex.waiting_share = S.waiting_shares(sweep, waiting)
         self.assertEqual(sorted(ex.waiting_share.values()), [0.5, 0.5])

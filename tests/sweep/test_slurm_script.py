@@ -329,21 +329,20 @@ class DriverDryRun(unittest.TestCase):
         if not driver.exists():
             self.skipTest("tools/icl_sweep.py is not in this checkout")
         with tempfile.TemporaryDirectory() as t:
-            r = subprocess.run([sys.executable, str(driver), "slurm",
-                                str(HERE / "slurm_quick.toml"), "--root", t, "--dry-run",
-                                "--runner", "/nonexistent/icl_cell", "-P", "2"],
-                               capture_output=True, text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
+            def dry_run(*extra):
+                r = subprocess.run([sys.executable, str(driver), "slurm",
+                                    str(HERE / "slurm_quick.toml"), "--root", t, "--dry-run",
+                                    "--runner", "/nonexistent/icl_cell", *extra],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return r
+            r = dry_run("-P", "2")
             self.assertRegex(r.stdout, r"#SBATCH --array=0-3%2\n")
             self.assertIn("#SBATCH --job-name=icl-slurm_quick\n", r.stdout)
             self.assertIn("#SBATCH --signal=B:USR1@", r.stdout)
             self.assertFalse((Path(t) / "slurm").exists())
             # --only: an array over the matching cells alone
-            r = subprocess.run([sys.executable, str(driver), "slurm",
-                                str(HERE / "slurm_quick.toml"), "--root", t, "--dry-run",
-                                "--runner", "/nonexistent/icl_cell", "--only", "model.layers=2"],
-                               capture_output=True, text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stderr)
+            r = dry_run("--only", "model.layers=2")
             self.assertRegex(r.stdout, r"#SBATCH --array=0-1\n")
 
 
