@@ -15,6 +15,7 @@ import statistics
 from fractions import Fraction
 
 TRANSFORMER = "Transformer"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GATHERED_COLUMNS = ["cell", "run.seed", "selected", "metric", "a", "b", "layer", "prefix", "value",
                     "ci95"]
 
@@ -237,11 +238,24 @@ def panel(g, key):
     return dict(sorted(out.items()))
 
 
+def stage_seeds(sweep):
+    """The seeds that sweeps/SWEEP.toml's [select] chooses on (staged selection; integers as the
+    file has them), [] for all seeds or no such file."""
+    import tomllib
+    try:
+        with open(os.path.join(REPO, "sweeps", sweep + ".toml"), "rb") as f:
+            return list(tomllib.load(f).get("select", {}).get("seeds") or [])
+    except OSError:
+        return []
+
+
 def open_selections(g, key, stage_seeds):
     """{x: (done, total)} for every value x of axis `key` whose selection stage is unfinished: of the
     cells of the root with `key` = x and a seed in `stage_seeds` (the sweep's [select] seeds; every
     seed when empty), fewer than all are done. The selection over the cells done so far is then
-    provisional: a cell still to run may have the lower held-out loss."""
+    provisional: a cell still to run may have the lower held-out loss. `key` is one axis (x an int)
+    or a tuple of keys (x the tuple of their values as floats: Fig. 2's (sigma, tau) columns)."""
+    keys = (key,) if isinstance(key, str) else tuple(key)
     cdir = os.path.join(g.root, "cells")
     count = {}
     for c in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
@@ -250,7 +264,8 @@ def open_selections(g, key, stage_seeds):
                 settings = json.load(f)["settings"]
         except (OSError, ValueError, KeyError):
             continue
-        if key not in settings or (stage_seeds and settings.get("run.seed") not in stage_seeds):
+        if any(k not in settings for k in keys) or (stage_seeds and
+                                                    settings.get("run.seed") not in stage_seeds):
             continue
         try:
             with open(os.path.join(cdir, c, "status.json"), encoding="utf-8") as f:
@@ -259,7 +274,7 @@ def open_selections(g, key, stage_seeds):
             state = None
         if state == "dropped":
             continue
-        x = int(settings[key])
+        x = int(settings[key]) if isinstance(key, str) else tuple(float(settings[k]) for k in keys)
         done, total = count.get(x, (0, 0))
         count[x] = (done + (state == "done"), total + 1)
     return {x: dt for x, dt in sorted(count.items()) if dt[0] < dt[1]}

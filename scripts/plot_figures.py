@@ -78,6 +78,7 @@ class Gathered:
         if missing:
             raise PlotError("%s: not a gathered.csv of icl_sweep.py: no column %s"
                             % (self.path, ", ".join(missing)))
+        self.all_rows = rows
         self.rows = [r for r in rows if r["selected"] == "1"]
         if not self.rows:
             raise PlotError("%s: no row has selected = 1" % self.path)
@@ -246,19 +247,35 @@ ABLATION_KEYS = ("model.layers", "run.steps", "model.hidden")
 
 
 def fig2_ablation(g, out):
-    rows = mspd_rows(g)
+    """One panel per change on the selection seeds (every change, selected or not), then, once the
+    staged selection has run other seeds, the selected change of every column over all seeds."""
+    stage = [str(x) for x in figdata.stage_seeds(g.name)]
+    rows = [r for r in g.all_rows if r["metric"] == "mspd" and other(r, TRANSFORMER) is not None
+            and (not stage or r["run.seed"] in stage)]
+    if not rows:
+        raise PlotError("%s: no mspd rows with the Transformer" % g.path)
     keys = [g.column(k) for k in ABLATION_KEYS]
     variants = ordered(tuple(r[k] for k in keys) for r in rows)
-    fig, axes = plt.subplots(len(variants), 1, squeeze=False,
-                             figsize=(12, (0.5 * 9 + 2) * len(variants)))
-    for ax, v in zip(axes[:, 0], variants):
-        sub = [r for r in rows if tuple(r[k] for k in keys) == v]
+    panels = [(v, [r for r in rows if tuple(r[k] for k in keys) == v]) for v in variants]
+    chosen = mspd_rows(g)
+    if stage and any(r["run.seed"] not in stage for r in chosen):
+        panels.append((None, chosen))
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(12, (0.5 * 9 + 2) * len(panels)))
+    on = " (seed %s)" % ", ".join(stage) if stage else ""
+    for ax, (v, sub) in zip(axes[:, 0], panels):
         preds, cols, grid = ridge_grid(g, sub)
         im = draw_ridge_grid(ax, preds, cols, grid)
         fig.colorbar(im, ax=ax, label="MSPD/d")
-        ax.set_title("L = %s, %s steps, H = %s; red = column minimum" % v, fontsize=9)
+        if v is None:
+            n = len(ordered(r["run.seed"] for r in sub))
+            ax.set_title("per column its selected change (lowest held-out loss%s), mean over %d "
+                         "seeds; red = column minimum" % (on, n), fontsize=9)
+        else:
+            ax.set_title("L = %s, %s steps, H = %s%s; red = column minimum" % (v + (on,)),
+                         fontsize=9)
     fig.suptitle("Fig. 2 ablations: MSPD/d of (algorithm, transformer), d = %d" % g.d)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # the suptitle above the first panel's title
     fig.savefig(out, dpi=110)
     plt.close(fig)
 

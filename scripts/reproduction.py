@@ -158,12 +158,16 @@ def fig2_block(g, sweep, rows, label=""):
     out, cols, hits, seed_hits, rows_v = ridge_table(g, rows, "pair")
     n = len(cols)
     per_seed = ", ".join("%d" % seed_hits[s] for s in sorted(seed_hits, key=int))
-    lines = ["", "| column σ²/τ² | Bayes-optimal | closest (mean over seeds) | closest per seed |",
-             "|---|---|---|---|"]
+    lines = ["", "| column σ²/τ² | Bayes-optimal | closest (mean over seeds) | closest per seed | "
+             "model's squared error above the Bayes-optimal's |", "|---|---|---|---|---|"]
+    cells = ordered(r["cell"] for r in rows)
     for c, bayes, cm, lam, on, bs in rows_v:
-        lines.append("| %s (σ = %g, τ = %g) | %s | %s%s | %s |" % (
+        excess = [excess_error(g.all_rows, x) for x in cells
+                  if tuple(float(g.setting(x, k)) for k in NOISE) == c]
+        lines.append("| %s (σ = %g, τ = %g) | %s | %s%s | %s | %s |" % (
             frac(c[0] ** 2 / c[1] ** 2), c[0], c[1], bayes or "(not in the grid)", cm,
-            " (on the diagonal)" if on else "", ", ".join(bs[s] for s in sorted(bs, key=int))))
+            " (on the diagonal)" if on else "", ", ".join(bs[s] for s in sorted(bs, key=int)),
+            pm(excess)))
     preds = figdata.ridge_columns(g, rows)[0]
     top = max((p for p in preds if figdata.ridge_lambda(p) is not None), key=figdata.ridge_lambda)
     edge = sum(cm == top for _, _, cm, _, _, _ in rows_v)
@@ -192,33 +196,101 @@ def fig2(g):
     return "\n".join(text)
 
 
+ABLATION = ("model.layers", "run.steps", "model.hidden")  # fig2_ablation's change (its first zip)
+NOISE = ("run.task.noise_std", "run.task.w_std")           # and its column (the second)
+
+
+def change_label(v):
+    return "L = %s, %s steps, H = %s" % v
+
+
+def excess_error(rows, cell):
+    """The squared error of the model above the Bayes-optimal predictor's (ridge with lambda =
+    sigma^2/tau^2, least squares without noise) on the same evaluation contexts (the sq_error rows
+    against the label), averaged over every prefix: the expected loss the model leaves above the
+    least possible (0 for a Bayes-optimal model; a sampling error of the contexts either side)."""
+    mine = [r for r in rows if r["cell"] == cell and r["metric"] == "sq_error"]
+    sigma, tau = (float(mine[0][k]) for k in NOISE)
+    bayes = figdata.bayes_name(ordered(r["a"] for r in mine), sigma, tau) \
+        or ("Lstsq" if sigma == 0 else None)
+    err = {}
+    for r in mine:
+        err.setdefault(r["a"], []).append(figdata.num(r["value"]))
+    if bayes not in err or TRANSFORMER not in err:
+        return math.nan
+    return statistics.fmean(err[TRANSFORMER]) - statistics.fmean(err[bayes])
+
+
+def selection_table(g, sweep, stage):
+    """fig2_ablation's selection per noise column: the held-out loss of each change on the
+    selection seeds (bold: the selected one; "open" while a change of the column has not run)."""
+    cells = {}
+    for r in g.all_rows:
+        if r["metric"] == "eval_loss" and int(r["run.seed"]) in stage:
+            cells[r["cell"]] = r
+    col = lambda r: tuple(float(r[k]) for k in NOISE)  # noqa: E731
+    cols = sorted(ordered(col(r) for r in cells.values()), key=lambda c: (c[0] ** 2 / c[1] ** 2, c))
+    changes = ordered(tuple(r[k] for k in ABLATION) for r in cells.values())
+    loss = {(tuple(r[k] for k in ABLATION), col(r)): (figdata.num(r["value"]), r["selected"] == "1")
+            for r in cells.values()}
+    unfinished = figdata.open_selections(g, NOISE, stage)
+    out = ["| change \\ σ²/τ² | " + " | ".join(frac(c[0] ** 2 / c[1] ** 2) for c in cols) + " |",
+           "|---" * (len(cols) + 1) + "|"]
+    for v in changes:
+        cells_v = []
+        for c in cols:
+            if (v, c) not in loss:
+                cells_v.append("–")
+                continue
+            val, sel = loss[(v, c)]
+            cells_v.append("**%s**" % g3(val) if sel else g3(val))
+        out.append("| %s | " % change_label(v) + " | ".join(cells_v) + " |")
+    out.append("| selection | " + " | ".join(
+        "**open**: %d of %d done" % unfinished[c] if c in unfinished else "final" for c in cols) + " |")
+    return out
+
+
 def fig2_ablation(g):
-    keys = ("model.layers", "run.steps", "model.hidden")
-    rows = [r for r in g.rows if r["metric"] == "mspd"]
-    variants = ordered(tuple(r[k] for k in keys) for r in rows)
-    text = [provenance(g, "fig2_ablation"), ""]
+    sweep = "fig2_ablation"
+    stage = figdata.stage_seeds(sweep)
+    rows = [r for r in g.all_rows if r["metric"] == "mspd"]
+    first = [r for r in rows if not stage or int(r["run.seed"]) in stage]
+    on = "seed%s %s" % ("s" if len(stage) > 1 else "", ", ".join(map(str, stage)))
+    variants = ordered(tuple(r[k] for k in ABLATION) for r in first)
+    text = [provenance(g, sweep), ""]
     verdicts = []
     for v in variants:
-        sub = [r for r in rows if tuple(r[k] for k in keys) == v]
-        label = " (L = %s, %s steps, H = %s)" % v
-        out, verdict = fig2_block(g, "fig2_ablation", sub, label)
-        text += ["**L = %s, %s steps, H = %s**: MSPD/d, mean over the seeds:" % v, ""] + out + [""]
+        sub = [r for r in first if tuple(r[k] for k in ABLATION) == v]
+        label = " (%s%s)" % (change_label(v), "; " + on if stage else "")
+        out, verdict = fig2_block(g, sweep, sub, label)
+        text += ["**%s**%s: MSPD/d%s:" % (change_label(v), " (%s)" % on if stage else "",
+                                         "" if stage else ", mean over the seeds"), ""] + out + [""]
         verdicts.append(verdict)
+    if stage:
+        text += ["**The selection per column** (%s): held-out loss of %s; **bold**: selected:" % (
+                     selection_rule(sweep), on), ""]
+        text += selection_table(g, sweep, stage) + [""]
+        unfinished = figdata.open_selections(g, NOISE, stage)
+        chosen = [r for r in g.rows if r["metric"] == "mspd"
+                  and tuple(float(r[k]) for k in NOISE) not in unfinished]
+        if chosen:  # the columns whose selection is final, with the seeds run since
+            nseeds = len(ordered(r["run.seed"] for r in chosen))
+            label = " (per column its selected change, %d seed%s)" % (nseeds,
+                                                                     "s" if nseeds > 1 else "")
+            out, verdict = fig2_block(g, sweep, chosen, label)
+            text += ["**Per column its selected change, the other seeds run**: MSPD/d, mean ± s.d. "
+                     "over the seeds:", ""] + out + [""]
+            verdicts.append(verdict)
+        else:
+            text += ["_No column's selection is final yet: the other seeds of a column's selected "
+                     "change run once every change of it has run on %s._" % on, ""]
     text += ["| claim | paper | ours |", "|---|---|---|"] + verdicts
     return "\n".join(text)
 
 
-def stage_seeds(sweep):
-    """The seeds the sweep's [select] chooses on (staged selection), [] for all seeds."""
-    import tomllib
-    path = os.path.join(REPO, "sweeps", sweep + ".toml")
-    with open(path, "rb") as f:
-        return tomllib.load(f).get("select", {}).get("seeds") or []
-
-
 def selection_rule(sweep):
     """How the sweep's [select] chose: on some seeds (staged) or on the mean over all seeds."""
-    seeds = stage_seeds(sweep)
+    seeds = figdata.stage_seeds(sweep)
     if seeds:
         return ("the lowest held-out loss of seed%s %s, whose choice alone then ran the other "
                 "seeds" % ("s" if len(seeds) > 1 else "", ", ".join(str(s) for s in seeds)))
@@ -312,7 +384,7 @@ def panel_block(g, sweep, key, xname, expected):
     text.append("|---" * (len(preds) + 2) + "|")
     verdict = ["", "| %s | paper: best match | ours: best match (MSPD/d), runner-up | best per seed "
                "| reproduced? |" % xname, "|---|---|---|---|---|"]
-    unfinished = figdata.open_selections(g, key, stage_seeds(sweep))
+    unfinished = figdata.open_selections(g, key, figdata.stage_seeds(sweep))
     for x, (sel, vals) in p.items():
         if NULL in vals and len(vals[NULL]) != max(len(v) for v in vals.values()):
             del vals[NULL]  # some seeds' cells were evaluated without it: no paired comparison

@@ -261,6 +261,36 @@ def main():
     check(got == reproduction.figdata.FIG8_BASE, "fig8_base without a most common L keeps FIG8_BASE "
           "(%s)" % got)
 
+    # fig2_ablation's staged selection per noise column (the quick sweep: 2 changes x 2 columns on
+    # seed 0, then seed 1 of each column's choice): one selected change per column, every
+    # selection final, and the selected changes' block over both seeds
+    b = re.search(r"<!-- gen:fig2_ablation -->\n(.*?)<!-- /gen:fig2_ablation -->", text, re.S)
+    if b and "fig2_ablation" in present:
+        body = b.group(1)
+        sel = body.split("**The selection per column**")[-1].split("\n\n")[1].splitlines()
+        rows = [ln.split(" | ")[1:] for ln in sel[2:] if ln.startswith("| L = ")]
+        cols = len(rows[0]) if rows else 0
+        bold = [sum(r[i].strip(" |").startswith("**") for r in rows) for i in range(cols)]
+        check(cols == 2 and bold == [1, 1], "fig2_ablation: one selected change per column (%s)"
+              % bold)
+        check("| selection | final | final |" in body, "fig2_ablation: both selections final")
+        check("(per column its selected change, 2 seeds)" in body,
+              "fig2_ablation: the selected changes' verdict is over both seeds")
+
+    # the excess squared error over the Bayes-optimal predictor: ridge at sigma^2/tau^2, least
+    # squares without noise; 0 when the model's errors are the Bayes predictor's
+    def sq_rows(cell, sigma, tau, errs):
+        return [{"cell": cell, "metric": "sq_error", "a": a, "b": "truth", "value": repr(v),
+                 "run.task.noise_std": repr(sigma), "run.task.w_std": repr(tau)}
+                for a, vs in errs.items() for v in vs]
+    rs = sq_rows("c1", 0.5, 1.0, {"Ridge(1/4)": [1.0, 3.0], "Ridge(1)": [0.5, 0.5],
+                                  "Transformer": [1.5, 3.5]})
+    rs += sq_rows("c2", 0.0, 1.0, {"Lstsq": [2.0, 0.0], "Ridge(1/4)": [0.0, 0.0],
+                                   "Transformer": [2.0, 0.0]})
+    got = (reproduction.excess_error(rs, "c1"), reproduction.excess_error(rs, "c2"))
+    check(got == (0.5, 0.0), "excess error over Ridge(1/4) at sigma^2/tau^2 = 1/4 and over Lstsq "
+          "without noise: (0.5, 0.0), got %s" % (got,))
+
     if failures:
         sys.exit("%d check(s) failed" % len(failures))
     print("all checks passed")
