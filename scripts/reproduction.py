@@ -80,45 +80,65 @@ def not_run(sweep):
 # ---------------------------------------------------------------------------------------------
 
 
+def fig1_values(g, metric):
+    """{(algorithm, prefix): {seed: value / d}} of `metric` between each algorithm and the model,
+    prefixes n >= 1."""
+    d = g.d()
+    val = {}
+    for r in g.metric(metric):
+        if other_t(r) is not None and r["prefix"] != "" and int(r["prefix"]) >= 1:
+            val.setdefault((other_t(r), int(r["prefix"])), {})[r["run.seed"]] = \
+                figdata.num(r["value"]) / d
+    return val
+
+
 def fig1(g):
     d = g.d()
     out = [provenance(g, "fig1"), ""]
+    seeds = ordered(r["run.seed"] for r in g.rows)
+    many = len(seeds) > 1
     for metric, label in (("spd", "SPD/d"), ("ilwd", "ILWD/d")):
-        rows = [r for r in g.metric(metric) if other_t(r) is not None and r["prefix"] != ""
-                and int(r["prefix"]) >= 1]
-        algos = ordered(other_t(r) for r in rows)
-        prefixes = sorted({int(r["prefix"]) for r in rows})
-        val = {(other_t(r), int(r["prefix"])): figdata.num(r["value"]) / d for r in rows}
+        val = fig1_values(g, metric)
+        algos = ordered(a for a, _ in val)
+        prefixes = sorted({n for _, n in val})
         show = [n for n in (1, 2, 4, 6, 7, d, d + 1, d + 2, 12, 16, 24, 32) if n in prefixes]
         if prefixes and prefixes[-1] not in show:
             show.append(prefixes[-1])
         out.append("%s of each algorithm to the trained model per number of examples n (the "
-                   "paper's axes; mean over %d prefixes in the last column):" % (label, len(prefixes)))
+                   "paper's axes; %smean over %d prefixes in the last column%s):" % (
+                       label, "mean over the %d seeds; " % len(seeds) if many else "",
+                       len(prefixes), ", ± s.d. over the seeds" if many else ""))
         out.append("")
         out.append("| algorithm | " + " | ".join("**%d = d**" % n if n == d else str(n) for n in show)
                    + " | mean 1..%d |" % prefixes[-1])
         out.append("|---" * (len(show) + 2) + "|")
         for a in algos:
-            mean = sum(val[(a, n)] for n in prefixes) / len(prefixes)
-            out.append("| %s | " % a + " | ".join(g3(val.get((a, n))) for n in show)
-                       + " | %s |" % g3(mean))
+            cell = lambda n: statistics.fmean(val[(a, n)].values()) if (a, n) in val else None  # noqa: E731,E501
+            per_seed = [statistics.fmean(val[(a, n)][s] for n in prefixes) for s in seeds]
+            out.append("| %s | " % a + " | ".join(g3(cell(n)) for n in show)
+                       + " | %s |" % pm(per_seed))
         out.append("")
-    rows = [r for r in g.metric("spd") if other_t(r) is not None and r["prefix"] != ""
-            and int(r["prefix"]) >= 1]
-    val = {(other_t(r), int(r["prefix"])): figdata.num(r["value"]) for r in rows}
+    val = fig1_values(g, "spd")
     prefixes = sorted({n for _, n in val})
     classic = [a for a in ordered(a for a, _ in val) if a not in ("OLS", "Ridge(0.1)")]
-    ols_best = sum(all(val[("OLS", n)] < val[(a, n)] for a in classic) for n in prefixes)
-    ridge_closer = sum(val[("Ridge(0.1)", n)] < val[("OLS", n)] for n in prefixes)
+
+    def counts(at):  # at(a, n): the value compared (a seed's, or the mean over the seeds)
+        return (sum(all(at("OLS", n) < at(a, n) for a in classic) for n in prefixes),
+                sum(at("Ridge(0.1)", n) < at("OLS", n) for n in prefixes))
+
+    ols_best, ridge_closer = counts(lambda a, n: statistics.fmean(val[(a, n)].values()))
+    per = [counts(lambda a, n, s=s: val[(a, n)][s]) for s in seeds]
+    tail = lambda i: " (per seed: %s)" % ", ".join(str(c[i]) for c in per) if many else ""  # noqa: E731,E501
     out.append("| claim | paper | ours |")
     out.append("|---|---|---|")
     out.append("| the model is closer to OLS than to %s at every prefix n >= 1 | yes | %s: at %d of "
-               "%d prefixes |" % (", ".join(classic), "**reproduced**" if ols_best == len(prefixes)
-                                  else "**not reproduced**", ols_best, len(prefixes)))
+               "%d prefixes%s%s |" % (", ".join(classic), "**reproduced**" if ols_best == len(prefixes)
+                                      else "**not reproduced**", ols_best, len(prefixes),
+                                      " by the mean over the seeds" if many else "", tail(0)))
     out.append("| OLS is the closest algorithm (Ridge(0.1) included) | yes | %s: Ridge(0.1) is closer "
-               "than OLS at %d of %d prefixes |" % ("**reproduced**" if ridge_closer == 0 else
-                                                     "**not reproduced**", ridge_closer,
-                                                     len(prefixes)))
+               "than OLS at %d of %d prefixes%s%s |" % (
+                   "**reproduced**" if ridge_closer == 0 else "**not reproduced**", ridge_closer,
+                   len(prefixes), " by the mean over the seeds" if many else "", tail(1)))
     return "\n".join(out)
 
 

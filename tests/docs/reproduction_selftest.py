@@ -277,6 +277,36 @@ def main():
         check("(per column its selected change, 2 seeds)" in body,
               "fig2_ablation: the selected changes' verdict is over both seeds")
 
+    # fig1 over several seeds: a second seed whose model is OLS (every (OLS, model) SPD 0) is
+    # reproduced at every prefix, with Ridge(0.1) closer at none; the table is the mean
+    g1 = os.path.join(results, "fig1", "gathered.csv")
+    if os.path.exists(g1):
+        saved = open(g1).read()
+        rows = list(csv.DictReader(open(g1, newline="")))
+        cols = list(rows[0])
+        more = []
+        for r in rows:
+            r2 = dict(r, **{"run.seed": str(int(r["run.seed"]) + 1)})
+            if r["metric"] == "spd" and {r["a"], r["b"]} == {"OLS", "Transformer"}:
+                r2["value"] = "0.0"
+            more.append(r2)
+        with open(g1, "w", newline="") as f:
+            w = csv.DictWriter(f, cols, lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows + more)
+        body = reproduction.fig1(reproduction.figdata.Root(os.path.join(results, "fig1")))
+        claim = [ln for ln in body.splitlines() if ln.startswith("| the model is closer to OLS")]
+        m = re.search(r"at (\d+) of (\d+) prefixes by the mean over the seeds \(per seed: (\d+), "
+                      r"(\d+)\)", claim[0] if claim else "")
+        ridge = [ln for ln in body.splitlines() if ln.startswith("| OLS is the closest")]
+        check(m is not None and m.group(4) == m.group(2) and m.group(3) != m.group(2)
+              and ridge and ridge[0].endswith(", 0) |"),
+              "fig1 with two seeds: per-seed counts, the OLS seed at every prefix (%s; %s)" % (
+                  claim[0] if claim else body[:200], ridge[0] if ridge else "-"))
+        check("mean over the 2 seeds" in body and " ± " in body, "fig1 with two seeds: the table "
+              "says it is a mean and gives the spread")
+        open(g1, "w").write(saved)
+
     # the excess squared error over the Bayes-optimal predictor: ridge at sigma^2/tau^2, least
     # squares without noise; 0 when the model's errors are the Bayes predictor's
     def sq_rows(cell, sigma, tau, errs):
