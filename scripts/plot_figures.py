@@ -22,7 +22,7 @@ Writes fig1.png ... fig4.png to --out (default: --runs).
 * fig8 (and fig8_cluster, the same experiment at a cluster's scale): App. H's smallest L, H and M
   with SPD(OLS, model) < SPD(Ridge(0.1), model) against d, the other two factors at the base point
   the sweep varies them around (figdata.fig8_base).
-(fig2_ablation, fig3_width, fig3b and fig4_ablation are drawn as fig2, fig3 and fig4.)
+(fig2_ablation, fig3_width, fig3b, fig4_ablation and fig4_seeds are drawn as fig2, fig3 and fig4.)
 
 The dimension d (for the /d normalisation) is the gathered.csv column model.d if the sweep has it
 as an axis, else the setting in <ROOT>/cells/<cell>/config.json, else the figure sweep's d (8 for
@@ -48,9 +48,9 @@ import figdata  # noqa: E402  (scripts/figdata.py: the numbers shared with repro
 
 PROG = "plot_figures.py"
 FIGURES = ("fig1", "fig2", "fig2_ablation", "fig3", "fig3_width", "fig3b", "fig4", "fig4_ablation",
-           "fig8", "fig8_cluster")
+           "fig4_seeds", "fig8", "fig8_cluster")
 DEFAULT_D = {"fig1": 8, "fig2": 8, "fig2_ablation": 8, "fig3": 8, "fig3_width": 8, "fig3b": 16,
-             "fig4": 4, "fig4_ablation": 4, "fig8": 8, "fig8_cluster": 8}
+             "fig4": 4, "fig4_ablation": 4, "fig4_seeds": 4, "fig8": 8, "fig8_cluster": 8}
 TRANSFORMER = "Transformer"
 
 
@@ -421,10 +421,16 @@ def heatmaps(g, out):
     plt.close(fig)
 
 
-def fig4_ablation(g, out):
+def fig4_ablation(g, out, title="Fig. 4 ablations: probe size, standardised targets, probe data, "
+                                 "depth"):
     """One panel per (depth, target): the MLP read-out of every probe variant (the linear one is
-    in the table of docs/reproduction.md), one colour per variant in every panel."""
-    curves = figdata.probe_curves(figdata.Root(g.root), g.rows)
+    in the table of docs/reproduction.md), one colour per variant in every panel; with several
+    seeds the mean over them, each seed's own curve thin in the same colour."""
+    root = figdata.Root(g.root)
+    curves = figdata.probe_curves(root, g.rows)
+    seeds = ordered(r["run.seed"] for r in g.rows)
+    per_seed = [figdata.probe_curves(root, [r for r in g.rows if r["run.seed"] == s])
+                for s in seeds] if len(seeds) > 1 else []
     curves = {k: c for k, c in curves.items() if k[2] == "mlp"}
     if not curves:
         raise PlotError("%s: no probe_r2 rows of the MLP read-out" % g.path)
@@ -443,10 +449,15 @@ def fig4_ablation(g, out):
                     continue
                 v = m.split(", ", 1)[1]
                 layers = sorted(c)
-                ax.plot(layers, [c[x] for x in layers], marker="o", ms=3, color=colour[v], label=v)
+                ax.plot(layers, [c[x] for x in layers], marker="o", ms=3, color=colour[v],
+                        label=v + (" (mean of %d seeds)" % len(seeds) if per_seed else ""))
+                for one in per_seed:
+                    cs = one.get((m, tt, "mlp"), {})
+                    ax.plot(sorted(cs), [cs[x] for x in sorted(cs)], lw=0.6, alpha=0.6,
+                            color=colour[v])
             probe_axes(ax, "held-out 1 - R² (MLP probe, mean over n)",
                        "L = %d: %s" % (L, TARGET_NAMES.get(t, t)))
-    fig.suptitle("Fig. 4 ablations: probe size, standardised targets, probe data, depth (d = %d)" % g.d)
+    fig.suptitle("%s (d = %d)" % (title, g.d))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -457,6 +468,12 @@ def fig4_ablation(g, out):
         view = copy.copy(g)
         view.rows = [r for r in g.rows if r["cell"] == last]
         heatmaps(view, out.replace(".png", "_attention.png"))
+
+
+def fig4_seeds(g, out):
+    fig4_ablation(g, out, "Fig. 4 over %d seeds: the L = %s model, base, standardised and full "
+                  "probes" % (len(ordered(r["run.seed"] for r in g.rows)),
+                              ", ".join(ordered(r["model.layers"] for r in g.rows))))
 
 
 def fig8(g, out):
@@ -497,6 +514,7 @@ def fig8(g, out):
 
 DRAW = {"fig1": fig1, "fig2": fig2, "fig2_ablation": fig2_ablation, "fig3": fig3,
         "fig3_width": fig3_width, "fig3b": fig3b, "fig4": fig4, "fig4_ablation": fig4_ablation,
+        "fig4_seeds": fig4_seeds,
         "fig8": fig8, "fig8_cluster": fig8}  # fig8_cluster: App. H at a cluster's scale, drawn alike
 
 

@@ -525,10 +525,16 @@ def probe_block(g, sweep):
         text.append("| %s, %s, %s | " % (label, TARGET.get(t, t), ro) +
                     " | ".join(g3(c.get(x)) for x in layers) + " |")
     models = ordered(k[0] for k in curves)
+    seeds = ordered(r["run.seed"] for r in g.rows)
+    # with several seeds, the ordering of each seed's own curves (a seed's curve: mean over n)
+    per_seed = {s: figdata.probe_curves(g, [r for r in g.rows if r["run.seed"] == s])
+                for s in seeds} if len(seeds) > 1 else {}
     text += ["", "| model | MLP beats linear (target, layer) | XᵀY decodable from layer (MLP) | "
              "w_OLS decodable from layer (MLP) | XᵀY before w_OLS? | best 1 − R² (MLP): XᵀY, w_OLS "
-             "| best layer (MLP): XᵀY, w_OLS | XᵀY best before w_OLS? |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| best layer (MLP): XᵀY, w_OLS | XᵀY best before w_OLS? |" +
+             (" per seed %s: decodable from (XᵀY, w_OLS), before? |" % ", ".join(seeds)
+              if per_seed else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if per_seed else "")]
     for m in models:
         if m.startswith("control"):
             continue
@@ -544,9 +550,20 @@ def probe_block(g, sweep):
             continue
         lx, lw = decodable_from(cx), decodable_from(cw)
         bx, bw = min(cx, key=cx.get), min(cw, key=cw.get)
-        text.append("| %s | %d of %d | %d | %d | %s | %s, %s | %d, %d | %s |" % (
+        seedwise = ""
+        if per_seed:
+            got = []
+            for s in seeds:
+                sx, sw = per_seed[s].get((m, "xty", "mlp")), per_seed[s].get((m, "w_ols", "mlp"))
+                if sx and sw:
+                    fx, fw = decodable_from(sx), decodable_from(sw)
+                    got.append((fx, fw, fx < fw))
+            seedwise = " %s; %d of %d |" % (", ".join("(%d, %d) %s" % (fx, fw, "yes" if ok else "no")
+                                                      for fx, fw, ok in got),
+                                           sum(ok for _, _, ok in got), len(got))
+        text.append("| %s | %d of %d | %d | %d | %s | %s, %s | %d, %d | %s |%s" % (
             m, wins, total, lx, lw, "**yes**" if lx < lw else "**no**", g3(min(cx.values())),
-            g3(min(cw.values())), bx, bw, "**yes**" if bx < bw else "**no**"))
+            g3(min(cw.values())), bx, bw, "**yes**" if bx < bw else "**no**", seedwise))
     text += ["", "(\"decodable from layer ℓ\": the first layer whose 1 − R² is within 10% of the "
              "curve's minimum over the layers; \"best layer\": the layer of that minimum. The paper: "
              "XᵀY from about layer 7, w_OLS from about layer 12 of 16.)"]
@@ -564,9 +581,13 @@ def fig4_ablation(g):
     return probe_block(g, "fig4_ablation")
 
 
+def fig4_seeds(g):
+    return probe_block(g, "fig4_seeds")
+
+
 GENERATORS = {"fig1": fig1, "fig2": fig2, "fig2_ablation": fig2_ablation, "fig3": fig3,
               "fig3_width": fig3_width, "fig3b": fig3b, "fig4": fig4, "fig4_ablation": fig4_ablation,
-              "fig8": fig8}
+              "fig4_seeds": fig4_seeds, "fig8": fig8}
 
 
 def block(name, results):

@@ -307,6 +307,16 @@ def main():
               "says it is a mean and gives the spread")
         open(g1, "w").write(saved)
 
+    # fig4_seeds (the quick sweep: 2 seeds): each seed's own ordering in the last column
+    b = re.search(r"<!-- gen:fig4_seeds -->\n(.*?)<!-- /gen:fig4_seeds -->", text, re.S)
+    if b and "fig4_seeds" in present:
+        order = b.group(1).split("| model | MLP beats linear")[-1].split("\n\n")[0]
+        rows = order.splitlines()[2:]  # below the header and its rule: one row per model
+        check("per seed 0, 1: decodable from (XᵀY, w_OLS), before? |" in b.group(1) and rows
+              and all(re.search(r"\(\d+, \d+\) (yes|no), \(\d+, \d+\) (yes|no); \d of 2 \|$", r)
+                      for r in rows),
+              "fig4_seeds: every model row has both seeds' orderings (%s)" % (rows[:1],))
+
     # the excess squared error over the Bayes-optimal predictor: ridge at sigma^2/tau^2, least
     # squares without noise; 0 when the model's errors are the Bayes predictor's
     def sq_rows(cell, sigma, tau, errs):
