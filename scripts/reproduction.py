@@ -113,10 +113,10 @@ def fig1(g):
                    + " | mean 1..%d |" % prefixes[-1])
         out.append("|---" * (len(show) + 2) + "|")
         for a in algos:
-            cell = lambda n: statistics.fmean(val[(a, n)].values()) if (a, n) in val else None  # noqa: E731,E501
+            means = [statistics.fmean(val[(a, n)].values()) if (a, n) in val else None
+                     for n in show]
             per_seed = [statistics.fmean(val[(a, n)][s] for n in prefixes) for s in seeds]
-            out.append("| %s | " % a + " | ".join(g3(cell(n)) for n in show)
-                       + " | %s |" % pm(per_seed))
+            out.append("| %s | " % a + " | ".join(g3(m) for m in means) + " | %s |" % pm(per_seed))
         out.append("")
     val = fig1_values(g, "spd")
     prefixes = sorted({n for _, n in val})
@@ -128,7 +128,10 @@ def fig1(g):
 
     ols_best, ridge_closer = counts(lambda a, n: statistics.fmean(val[(a, n)].values()))
     per = [counts(lambda a, n, s=s: val[(a, n)][s]) for s in seeds]
-    tail = lambda i: " (per seed: %s)" % ", ".join(str(c[i]) for c in per) if many else ""  # noqa: E731,E501
+
+    def tail(i):  # claim i's count per seed, with several seeds
+        return " (per seed: %s)" % ", ".join(str(c[i]) for c in per) if many else ""
+
     out.append("| claim | paper | ours |")
     out.append("|---|---|---|")
     out.append("| the model is closer to OLS than to %s at every prefix n >= 1 | yes | %s: at %d of "
@@ -230,6 +233,8 @@ def excess_error(rows, cell):
     against the label), averaged over every prefix: the expected loss the model leaves above the
     least possible (0 for a Bayes-optimal model; a sampling error of the contexts either side)."""
     mine = [r for r in rows if r["cell"] == cell and r["metric"] == "sq_error"]
+    if not mine:  # a cell evaluated without the squared errors
+        return math.nan
     sigma, tau = (float(mine[0][k]) for k in NOISE)
     bayes = figdata.bayes_name(ordered(r["a"] for r in mine), sigma, tau) \
         or ("Lstsq" if sigma == 0 else None)
