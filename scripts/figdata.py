@@ -187,6 +187,11 @@ def ridge_lambda(name):
 # Fig. 2: MSPD/d of (Ridge(lambda), model) per noise column
 
 
+def noise_order(col):
+    """Sort key of Fig. 2's columns (sigma, tau): by sigma^2/tau^2, then by the pair."""
+    return (col[0] ** 2 / col[1] ** 2, col)
+
+
 def ridge_columns(g, rows):
     """Fig. 2's table from the mspd rows `rows` of one model configuration:
     (predictors, columns [(sigma, tau)] by sigma^2/tau^2, {(pred, col): [MSPD/d per seed]},
@@ -196,7 +201,7 @@ def ridge_columns(g, rows):
     if not rows:
         raise DataError("%s: no mspd rows with the Transformer" % g.path)
     col = lambda r: (float(r["run.task.noise_std"]), float(r["run.task.w_std"]))  # noqa: E731
-    cols = sorted(ordered(col(r) for r in rows), key=lambda st: (st[0] ** 2 / st[1] ** 2, st))
+    cols = sorted(ordered(col(r) for r in rows), key=noise_order)
     preds = ordered(other(r, TRANSFORMER) for r in rows)
     preds.sort(key=lambda p: (ridge_lambda(p) is None, ridge_lambda(p) or 0))
     vals, per_seed = {}, {}

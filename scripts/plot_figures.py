@@ -195,8 +195,7 @@ def fig1(g, out):
 def ridge_grid(g, rows):
     """Fig. 2's table: (predictors, columns (sigma, tau) by sigma^2/tau^2, MSPD/d mean over seeds)."""
     sig, tau = g.column("run.task.noise_std"), g.column("run.task.w_std")
-    cols = sorted(ordered((float(r[sig]), float(r[tau])) for r in rows),
-                  key=lambda st: (st[0] ** 2 / st[1] ** 2, st))
+    cols = sorted(ordered((float(r[sig]), float(r[tau])) for r in rows), key=figdata.noise_order)
     preds = ordered(other(r, TRANSFORMER) for r in rows)
     grid = np.full((len(preds), len(cols)), np.nan)
     for i, p in enumerate(preds):

@@ -149,22 +149,29 @@ def other_t(r):
     return figdata.other(r, TRANSFORMER)
 
 
+def noise_grid(title, labels, cols, text):
+    """A table with one column per noise ratio (sigma, tau) of `cols` and one row per label: the
+    cell is text(label, col), "–" where that gives None."""
+    out = ["| %s \\ σ²/τ² | " % title + " | ".join(frac(s * s / (t * t)) for s, t in cols) + " |",
+           "|---" * (len(cols) + 1) + "|"]
+    for lab, name in labels:
+        cells = [text(lab, c) for c in cols]
+        out.append("| %s | " % name + " | ".join("–" if x is None else x for x in cells) + " |")
+    return out
+
+
+def bold_if(text, yes):
+    return "**%s**" % text if yes else text
+
+
 def ridge_table(g, rows, title):
     preds, cols, vals, best = figdata.ridge_columns(g, rows)
     means = {k: mean_sd(v)[0] for k, v in vals.items()}
-    out = ["| %s \\ σ²/τ² | " % title + " | ".join(frac(s * s / (t * t)) for s, t in cols) + " |",
-           "|---" * (len(cols) + 1) + "|"]
     colmin = {c: min((p for p in preds if (p, c) in means), key=lambda p: means[(p, c)])
               for c in cols}
-    for p in preds:
-        cells = []
-        for c in cols:
-            if (p, c) not in vals:
-                cells.append("–")
-                continue
-            s = pm(vals[(p, c)])
-            cells.append("**%s**" % s if colmin[c] == p else s)
-        out.append("| (%s, ICL) | " % p + " | ".join(cells) + " |")
+    out = noise_grid(title, [(p, "(%s, ICL)" % p) for p in preds], cols,
+                     lambda p, c: bold_if(pm(vals[(p, c)]), colmin[c] == p) if (p, c) in vals
+                     else None)
     hits, seed_hits, rows_v = 0, {}, []
     for c in cols:
         bayes = figdata.bayes_name(preds, *c)
@@ -254,22 +261,14 @@ def selection_table(g, sweep, stage):
         if r["metric"] == "eval_loss" and int(r["run.seed"]) in stage:
             cells[r["cell"]] = r
     col = lambda r: tuple(float(r[k]) for k in NOISE)  # noqa: E731
-    cols = sorted(ordered(col(r) for r in cells.values()), key=lambda c: (c[0] ** 2 / c[1] ** 2, c))
+    cols = sorted(ordered(col(r) for r in cells.values()), key=figdata.noise_order)
     changes = ordered(tuple(r[k] for k in ABLATION) for r in cells.values())
     loss = {(tuple(r[k] for k in ABLATION), col(r)): (figdata.num(r["value"]), r["selected"] == "1")
             for r in cells.values()}
     unfinished = figdata.open_selections(g, NOISE, stage)
-    out = ["| change \\ σ²/τ² | " + " | ".join(frac(c[0] ** 2 / c[1] ** 2) for c in cols) + " |",
-           "|---" * (len(cols) + 1) + "|"]
-    for v in changes:
-        cells_v = []
-        for c in cols:
-            if (v, c) not in loss:
-                cells_v.append("–")
-                continue
-            val, sel = loss[(v, c)]
-            cells_v.append("**%s**" % g3(val) if sel else g3(val))
-        out.append("| %s | " % change_label(v) + " | ".join(cells_v) + " |")
+    out = noise_grid("change", [(v, change_label(v)) for v in changes], cols,
+                     lambda v, c: bold_if(g3(loss[(v, c)][0]), loss[(v, c)][1]) if (v, c) in loss
+                     else None)
     out.append("| selection | " + " | ".join(
         "**open**: %d of %d done" % unfinished[c] if c in unfinished else "final" for c in cols) + " |")
     return out
