@@ -187,7 +187,16 @@ def ridge_table(g, rows, title):
 def fig2_block(g, sweep, rows, label=""):
     out, cols, hits, seed_hits, rows_v = ridge_table(g, rows, "pair")
     n = len(cols)
-    per_seed = ", ".join("%d" % seed_hits[s] for s in sorted(seed_hits, key=int))
+    # A seed that has run only some columns (a staged sweep part-way) is counted out of those
+    # columns, so that "0" never stands for "0 of 5" when it is 0 of 1.
+    seed_cols = {}
+    for *_, bs in rows_v:
+        for s in bs:
+            seed_cols[s] = seed_cols.get(s, 0) + 1
+    per_seed = ", ".join("%d" % seed_hits[s] if seed_cols[s] == n else
+                         "%d of %d column%s run" % (seed_hits[s], seed_cols[s],
+                                                    "" if seed_cols[s] == 1 else "s")
+                         for s in sorted(seed_hits, key=int))
     lines = ["", "| column σ²/τ² | Bayes-optimal | closest (mean over seeds) | closest per seed | "
              "model's squared error above the Bayes-optimal's |", "|---|---|---|---|---|"]
     cells = ordered(r["cell"] for r in rows)

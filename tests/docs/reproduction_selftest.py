@@ -276,6 +276,24 @@ def main():
         check("| selection | final | final |" in body, "fig2_ablation: both selections final")
         check("(per column its selected change, 2 seeds)" in body,
               "fig2_ablation: the selected changes' verdict is over both seeds")
+        # part-way through the seeds: seed 1 of one column only; that seed is counted out of
+        # the one column it ran, not as if it had missed every column
+        g2 = os.path.join(results, "fig2_ablation", "gathered.csv")
+        saved = open(g2).read()
+        rows = list(csv.DictReader(open(g2, newline="")))
+        first = next(tuple(r[k] for k in reproduction.NOISE) for r in rows if r["run.seed"] == "1")
+        keep = [r for r in rows if r["run.seed"] != "1"
+                or tuple(r[k] for k in reproduction.NOISE) == first]
+        with open(g2, "w", newline="") as f:
+            w = csv.DictWriter(f, list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            w.writerows(keep)
+        part = reproduction.fig2_ablation(
+            reproduction.figdata.Root(os.path.join(results, "fig2_ablation")))
+        m = re.search(r"\(per seed: (\d+), (\d) of 1 column run\)", part)
+        check(m is not None, "fig2_ablation with seed 1 of one column: counted out of that column "
+              "(%s)" % [ln for ln in part.splitlines() if "per seed" in ln][-1:])
+        open(g2, "w").write(saved)
 
     # fig1 over several seeds: the first seed's rows and a second seed whose model is OLS (every
     # (OLS, model) SPD 0): that seed is reproduced at every prefix, with Ridge(0.1) closer at none;
