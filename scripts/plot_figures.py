@@ -267,9 +267,13 @@ def fig2_ablation(g, out):
         im = draw_ridge_grid(ax, preds, cols, grid)
         fig.colorbar(im, ax=ax, label="MSPD/d")
         if v is None:
-            n = len(ordered(r["run.seed"] for r in sub))
-            ax.set_title("per column its selected change (lowest held-out loss%s), mean over %d "
-                         "seeds; red = column minimum" % (on, n), fontsize=9)
+            sig, tau = g.column("run.task.noise_std"), g.column("run.task.w_std")
+            per_col = [len(ordered(r["run.seed"] for r in sub
+                                   if (float(r[sig]), float(r[tau])) == c)) for c in cols]
+            seeds = ("%d seeds" % per_col[0] if len(set(per_col)) == 1 else
+                     "the seeds run so far (%s by column)" % ", ".join(map(str, per_col)))
+            ax.set_title("per column its selected change (lowest held-out loss%s), mean over %s; "
+                         "red = column minimum" % (on, seeds), fontsize=9)
         else:
             ax.set_title("L = %s, %s steps, H = %s%s; red = column minimum" % (v + (on,)),
                          fontsize=9)
