@@ -230,6 +230,18 @@ class RepositorySweeps(Base):
                   for c in full}
         self.assertEqual(shapes, {(1, 64, 4), (2, 64, 4), (4, 64, 4), (8, 64, 4), (16, 64, 4),
                                   (8, 16, 4), (8, 32, 4), (8, 64, 1)})
+        # Fig. 2's cluster sweep: depth x training length on every noise column, three seeds; its
+        # L = 8, 6,000-step cells are fig2_ablation's (the same ids), so they need not rerun
+        f2 = self.cells(REPO / "sweeps" / "fig2_cluster.toml", root=self.d / "f2c")
+        self.assertEqual(len(f2), 2 * 2 * 5 * 3)
+        self.assertEqual({(c.settings["model.layers"], c.settings["run.steps"]) for c in f2},
+                         {(8, 6000), (8, 24000), (16, 6000), (16, 24000)})
+        ablation = {c.id for c in self.cells(REPO / "sweeps" / "fig2_ablation.toml",
+                                             root=self.d / "f2a")}
+        same = {c.id for c in f2
+                if (c.settings["model.layers"], c.settings["run.steps"]) == (8, 6000)}
+        self.assertEqual(len(same), 15)
+        self.assertLessEqual(same, ablation)
 
 
 class BadSweeps(Base):
